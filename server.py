@@ -1,0 +1,11 @@
+"""`python server.py` = `tasse serve` with the `data/` folder beside this file (as Tasse did)."""
+
+import os
+import sys
+from pathlib import Path
+
+from tasse.cli import main
+
+if __name__ == "__main__":
+    os.environ.setdefault("TASSE_DATA_DIR", str(Path(__file__).resolve().parent / "data"))
+    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -1,0 +1,102 @@
+"""HTTP routes: thin translations from requests to `Tasse` calls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from tasse.models import TASK_NAME_PATTERN, Run, RunRequest, RunStatus, TaskInfo
+from tasse.registry import RescanReport
+from tasse.service import Tasse
+
+
+async def _tasse(request: Request) -> Tasse:
+    tasse: Tasse = request.app.state.tasse
+    return tasse
+
+
+TasseDep = Annotated[Tasse, Depends(_tasse)]
+TaskName = Annotated[str, Path(pattern=TASK_NAME_PATTERN, description="the task's folder name")]
+RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(tasse: TasseDep) -> JSONResponse:
+    """Liveness and readiness: 200 when the store answers, 503 when it does not."""
+    state = tasse.health()
+    return JSONResponse(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in state.items()},
+        status_code=200 if state["status"] == "ok" else 503,
+    )
+
+
+@router.get("/tasks")
+async def list_tasks(tasse: TasseDep) -> list[TaskInfo]:
+    """Every task, with its schedules, next and last run, and error."""
+    return tasse.list_tasks()
+
+
+@router.get("/tasks/{name}")
+async def get_task(name: TaskName, tasse: TasseDep) -> TaskInfo:
+    """One task."""
+    return tasse.get_task(name)
+
+
+@router.post("/tasks/{name}/run", status_code=202)
+async def run_task(
+    name: TaskName, tasse: TasseDep, body: Annotated[RunRequest | None, Body()] = None
+) -> Run:
+    """Run the task now; `args` are appended, `params` become TASSE_PARAM_<NAME>."""
+    return tasse.run_now(name, body or RunRequest())
+
+
+@router.get("/tasks/{name}/next")
+async def next_fires(
+    name: TaskName, tasse: TasseDep, count: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> list[datetime]:
+    """The task's next fire times."""
+    return tasse.next_fires(name, count)
+
+
+@router.get("/tasks/{name}/runs")
+async def task_runs(
+    name: TaskName,
+    tasse: TasseDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: RunStatus | None = None,
+) -> list[Run]:
+    """The task's run history, newest first."""
+    return tasse.list_runs(name, limit, status.value if status else None)
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
+    """One run."""
+    return tasse.get_run(run_id)
+
+
+@router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
+async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> PlainTextResponse:
+    """The run's output; with `follow=true` it streams until the run ends."""
+    if follow:
+        return StreamingResponse(  # type: ignore[return-value]
+            tasse.follow_log(run_id), media_type="text/plain; charset=utf-8"
+        )
+    return PlainTextResponse(tasse.read_log(run_id))
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(run_id: RunId, tasse: TasseDep) -> Run:
+    """Stop a live run: SIGTERM to its process group, SIGKILL after the grace time."""
+    return await tasse.cancel_run(run_id)
+
+
+@router.post("/rescan")
+async def rescan(tasse: TasseDep) -> RescanReport:
+    """Rescan every task folder now."""
+    return await tasse.rescan()

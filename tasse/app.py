@@ -1,0 +1,59 @@
+"""`create_app(settings)`: the FastAPI application, its lifespan and its error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tasse.api import router
+from tasse.errors import (
+    RunFinishedError,
+    TaskBrokenError,
+    TaskBusyError,
+    TaskConfigError,
+    TasseError,
+)
+from tasse.service import Tasse
+from tasse.settings import Settings
+
+#: Tasse's errors → HTTP statuses; anything else of ours is a bad request
+_STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (LookupError, 404),
+    (TaskBusyError, 409),
+    (TaskBrokenError, 409),
+    (RunFinishedError, 409),
+    (TaskConfigError, 422),
+    (ValueError, 422),
+)
+
+
+async def _tasse_error(request: Request, error: Exception) -> JSONResponse:
+    status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(error, kind)), 400)
+    return JSONResponse({"detail": str(error)}, status_code=status)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The Tasse HTTP application for these settings; the lifespan starts and stops Tasse."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasse = Tasse(settings)
+        app.state.tasse = tasse
+        await tasse.start()
+        try:
+            yield
+        finally:
+            await tasse.stop()
+
+    app = FastAPI(
+        title="Tasse",
+        summary="A folder is a task: schedules, per-task environments, history and logs.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.add_exception_handler(TasseError, _tasse_error)
+    return app

@@ -1,0 +1,193 @@
+"""`tasse serve | run | list | validate | next`: the command line, settings built at the edge."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from tasse import discovery
+from tasse.dispatcher import new_run_id
+from tasse.errors import TasseError
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
+from tasse.registry import Prepared
+from tasse.runner import run_in_foreground
+from tasse.scheduler import upcoming
+from tasse.service import prepare
+from tasse.settings import Settings
+
+_FLAGS = {  # command-line flag → Settings field
+    "data_dir": "data_dir",
+    "http_listen_address": "http_listen_address",
+    "store_address": "store_address",
+    "log_level": "log_level",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tasse` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` belongs to the task (`tasse run NAME -- --verbose`).
+    passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = _parser().parse_args(argv[: len(argv) - len(passthrough) - bool(passthrough)])
+    args.passthrough = passthrough
+    try:
+        settings = Settings(**{f: v for k, f in _FLAGS.items() if (v := getattr(args, k, None))})
+    except ValidationError as error:
+        detail = error.errors()[0]
+        print(
+            f"tasse: setting {'.'.join(map(str, detail['loc']))}: {detail['msg']}", file=sys.stderr
+        )
+        return 2
+    try:
+        code: int = args.handler(settings, args)
+    except TasseError as error:
+        print(f"tasse: {error}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tasse", description="A folder is a task.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="folder with tasks/ and logs/ (default: data)")
+    common.add_argument("--store-address", help="SQLAlchemy URL of the run history, or memory://")
+    common.add_argument("--log-level", help="CRITICAL, ERROR, WARNING, INFO or DEBUG")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", parents=[common], help="schedule tasks, serve the API")
+    serve.add_argument("--http-listen-address", help="HOST:PORT (default: 127.0.0.1:4243)")
+    serve.set_defaults(handler=_serve)
+
+    run = commands.add_parser("run", parents=[common], help="run a task once, in the foreground")
+    run.add_argument("name")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="becomes TASSE_PARAM_<NAME> (repeatable)",
+    )
+    run.epilog = "Arguments after `--` are appended to the task's command."
+    run.set_defaults(handler=_run)
+
+    listing = commands.add_parser("list", parents=[common], help="list tasks and their state")
+    listing.set_defaults(handler=_list)
+
+    validate = commands.add_parser(
+        "validate", parents=[common], help="check every task folder; exit 1 if any is broken"
+    )
+    validate.set_defaults(handler=_validate)
+
+    upcoming_ = commands.add_parser("next", parents=[common], help="a task's next fire times")
+    upcoming_.add_argument("name")
+    upcoming_.add_argument("--count", type=int, default=5)
+    upcoming_.set_defaults(handler=_next)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn  # only `serve` needs the server stack
+
+    from tasse.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+def _load(settings: Settings, name: str) -> tuple[Task, tuple[Any, ...]]:
+    folder = settings.tasks_dir / name
+    if not folder.is_dir():
+        raise TasseError(f"no task folder {str(folder)!r}")
+    result = prepare(discovery.load_or_error(folder), settings.timezone)
+    if isinstance(result, TasseError):
+        raise result
+    return result
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    task, _ = _load(settings, args.name)
+    params = dict(p.split("=", 1) if "=" in p else (p, "") for p in args.param)
+    request = RunRequest(args=args.passthrough, params=params)
+    now = datetime.now(ZoneInfo(task.spec.timezone or settings.timezone))
+    run = Run(
+        id=new_run_id(datetime.now(UTC)),
+        task=task.name,
+        trigger=RunTrigger.manual,
+        status=RunStatus.running,
+        scheduled_at=now,
+        started_at=now,
+    )
+    return run_in_foreground(task, run, request)
+
+
+def _scan(settings: Settings) -> dict[str, Prepared | TasseError]:
+    scan = discovery.scan(settings.tasks_dir, {})
+    prepared: dict[str, Prepared | TasseError] = {
+        name: prepare(result, settings.timezone) for name, result in scan.loaded.items()
+    }
+    for name in scan.rejected:
+        prepared[name] = TasseError(
+            f"folder {name!r} is not a task: the name must match [A-Za-z0-9][A-Za-z0-9._-]{{0,63}}"
+        )
+    return dict(sorted(prepared.items()))
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    rows = [("NAME", "NEXT RUN", "STATE")]
+    for name, result in _scan(settings).items():
+        if isinstance(result, Exception):
+            rows.append((name, "-", f"error: {result}"))
+            continue
+        task, triggers = result
+        fires = upcoming(triggers, 1, now) if task.spec.enabled else []
+        state = "disabled" if not task.spec.enabled else ("on demand" if not triggers else "ok")
+        rows.append((name, fires[0].isoformat(timespec="seconds") if fires else "-", state))
+    width = [max(len(row[i]) for row in rows) for i in range(2)]
+    for row in rows:
+        print(f"{row[0]:<{width[0]}}  {row[1]:<{width[1]}}  {row[2]}")
+    return 0
+
+
+def _validate(settings: Settings, args: argparse.Namespace) -> int:
+    results = _scan(settings)
+    broken = {name: r for name, r in results.items() if isinstance(r, Exception)}
+    for error in broken.values():
+        print(error)
+    print(
+        f"{len(results) - len(broken)} task(s) valid, {len(broken)} broken "
+        f"in {Path(settings.tasks_dir)}",
+        file=sys.stderr,
+    )
+    return 1 if broken else 0
+
+
+def _next(settings: Settings, args: argparse.Namespace) -> int:
+    task, triggers = _load(settings, args.name)
+    fires = upcoming(triggers, args.count, datetime.now(UTC))
+    if not fires:
+        print(f"task {task.name!r} has no upcoming fire time (on demand only)", file=sys.stderr)
+    for fire in fires:
+        print(fire.isoformat())
+    return 0

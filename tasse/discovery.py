@@ -1,0 +1,185 @@
+"""Task folders → `Task` or a per-task error. Reads files, never schedules anything."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tasse.errors import TaskConfigError
+from tasse.models import TASK_NAME_PATTERN, Task, TaskSpec
+
+TASK_FILE = "task.yaml"
+DEFAULT_ENTRYPOINTS = ("task.py", "task.sh")
+#: a task.yaml is a few lines; anything larger is a mistake, not a schedule
+MAX_TASK_FILE_BYTES = 256 * 1024
+
+_NAME = re.compile(TASK_NAME_PATTERN)
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: (folder mtime, task.yaml mtime, task.yaml size): adding, removing or renaming a file
+#: changes the folder's mtime; editing task.yaml in place changes its own.
+Fingerprint = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one pass over the tasks folder found, relative to what was known before."""
+
+    #: folders whose fingerprint is new or changed, each parsed into a task or an error
+    loaded: dict[str, Task | TaskConfigError] = field(default_factory=dict)
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    #: known names whose folder is gone
+    removed: set[str] = field(default_factory=set)
+    #: folders that are not tasks because of their name
+    rejected: list[str] = field(default_factory=list)
+
+
+def scan(tasks_dir: Path, known: Mapping[str, Fingerprint], only: set[str] | None = None) -> Scan:
+    """Visit the task folders (all, or the names in `only`); parse the ones that changed."""
+    result = Scan()
+    for name, folder in _folders(tasks_dir, only):
+        if not _NAME.match(name):
+            result.rejected.append(name)
+            continue
+        try:
+            fingerprint = folder_fingerprint(folder)
+        except OSError:
+            continue  # vanished between listing and looking: it counts as removed
+        result.fingerprints[name] = fingerprint
+        if known.get(name) != fingerprint:
+            result.loaded[name] = load_or_error(folder)
+    candidates = set(known) if only is None else set(known) & only
+    result.removed.update(candidates - set(result.fingerprints))
+    return result
+
+
+def _folders(tasks_dir: Path, only: set[str] | None) -> list[tuple[str, Path]]:
+    if only is not None:
+        folders = [(name, tasks_dir / name) for name in only]
+        return [(name, path) for name, path in folders if path.is_dir()]
+    try:
+        entries = list(os.scandir(tasks_dir))
+    except FileNotFoundError:
+        return []
+    # Hidden folders (.git) and stray files (README.md) are not tasks, and not errors either.
+    return [(e.name, Path(e.path)) for e in entries if not e.name.startswith(".") and e.is_dir()]
+
+
+def folder_fingerprint(folder: Path) -> Fingerprint:
+    """Cheap change detector: two stat calls, no reading."""
+    folder_mtime = folder.stat().st_mtime_ns
+    try:
+        task_file = (folder / TASK_FILE).stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return (folder_mtime, 0, -1)
+    return (folder_mtime, task_file.st_mtime_ns, task_file.st_size)
+
+
+def load_or_error(folder: Path) -> Task | TaskConfigError:
+    """Load one task folder, turning every problem into a `TaskConfigError` for that task."""
+    try:
+        return load_task(folder)
+    except TaskConfigError as error:
+        return error
+    except OSError as error:
+        return TaskConfigError(folder.name, folder, f"cannot be read: {error.strerror or error}")
+
+
+def load_task(folder: Path) -> Task:
+    """Read `folder/task.yaml` (optional) and find the entrypoint."""
+    name = folder.name
+    spec = parse_spec(name, folder / TASK_FILE, _read_task_file(name, folder / TASK_FILE))
+    return Task(name=name, folder=folder, spec=spec, command=_command(name, folder, spec))
+
+
+def parse_spec(name: str, file: Path, data: Any) -> TaskSpec:
+    """Validate task.yaml content; the error names the first offending key and its value."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TaskConfigError(name, file, f"must be a mapping of keys, not {type(data).__name__}")
+    try:
+        return TaskSpec.model_validate(data)
+    except ValidationError as error:
+        raise _config_error(name, file, error) from None
+
+
+def _read_task_file(name: str, file: Path) -> Any:
+    try:
+        size = file.stat().st_size
+    except FileNotFoundError:
+        return None  # every key is optional, so is the file
+    if size > MAX_TASK_FILE_BYTES:
+        raise TaskConfigError(name, file, f"is {size} bytes; the limit is {MAX_TASK_FILE_BYTES}")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TaskConfigError(name, file, "is not UTF-8 text") from None
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        raise TaskConfigError(name, file, f"is not valid YAML: {_yaml_problem(error)}") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
+def _config_error(name: str, file: Path, error: ValidationError) -> TaskConfigError:
+    first = error.errors(include_url=False)[0]
+    key = _key_path(first["loc"])
+    if first["type"] == "extra_forbidden":
+        return TaskConfigError(name, file, f"unknown key {key.rpartition('.')[2]!r}", key)
+    problem = first["msg"]
+    if first["type"] != "missing":
+        problem += f" (got {first['input']!r})"
+    more = error.error_count() - 1
+    if more:
+        problem += f"; and {more} more problem{'s' if more > 1 else ''}"
+    return TaskConfigError(name, file, problem, key)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    # A tagged union puts the tag into the path (`scheduler.interval.secondz`); users
+    # wrote no such key, so leave it out.
+    parts = [str(p) for p in loc if p not in ("interval", "cron", "date")]
+    return ".".join(parts)
+
+
+def _command(name: str, folder: Path, spec: TaskSpec) -> tuple[str, ...]:
+    if spec.entrypoint:
+        entry = (folder / spec.entrypoint).resolve()
+        if not entry.is_relative_to(folder.resolve()):
+            raise TaskConfigError(
+                name, folder / TASK_FILE, "must stay inside the task folder", "entrypoint"
+            )
+        if not entry.is_file():
+            raise TaskConfigError(
+                name, folder / TASK_FILE, f"{spec.entrypoint!r} does not exist", "entrypoint"
+            )
+        return command_for(entry.relative_to(folder.resolve()).as_posix())
+    for candidate in DEFAULT_ENTRYPOINTS:
+        if (folder / candidate).is_file():
+            return command_for(candidate)
+    raise TaskConfigError(
+        name, folder, "has no task.py or task.sh, and task.yaml names no `entrypoint`"
+    )
+
+
+def command_for(entry: str) -> tuple[str, ...]:
+    """The argv that runs an entrypoint (relative to the task folder, which is the cwd)."""
+    if entry.endswith(".py"):
+        return (sys.executable, entry)
+    if entry.endswith(".sh"):
+        return ("bash", entry)
+    return (f"./{entry}",)

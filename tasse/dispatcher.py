@@ -1,0 +1,189 @@
+"""Turns fires and run requests into runs: one at a time per task, every outcome recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError
+from tasse.logs import LogLayout, RunLogWriter
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
+from tasse.runner import RunProcess, task_environment
+from tasse.settings import Settings
+from tasse.store import RunStore
+
+logger = logging.getLogger(__name__)
+
+
+def new_run_id(now: datetime) -> str:
+    """A readable id that sorts by creation time: 20261122-101500-123456-9f3a1c."""
+    return f"{now:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class ActiveRun:
+    """A run whose process is alive, with what it takes to follow and stop it."""
+
+    run: Run
+    process: RunProcess
+    writer: RunLogWriter
+    done: asyncio.Event
+
+
+class Dispatcher:
+    """Starts, tracks, stops and records runs."""
+
+    def __init__(self, settings: Settings, store: RunStore, layout: LogLayout):
+        self._settings = settings
+        self._store = store
+        self._layout = layout
+        self._active: dict[str, ActiveRun] = {}
+        self._running_by_task: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: each task's newest run, so listing 10,000 tasks needs no query
+        self.last_runs: dict[str, Run] = store.latest_by_task()
+
+    def active(self, run_id: str) -> ActiveRun | None:
+        """The live run with this id, if it is still running."""
+        return self._active.get(run_id)
+
+    def fire(self, task: Task, due: list[datetime]) -> None:
+        """Handle scheduled fire times: run the latest one, record the rest as not run."""
+        now = datetime.now(UTC)
+        *earlier, latest = due
+        for scheduled in earlier:
+            self._record_not_run(
+                task.name,
+                scheduled,
+                RunStatus.missed,
+                "a later fire time came due at the same moment",
+            )
+        late = (now - latest).total_seconds()
+        running = self._running_by_task.get(task.name)
+        if late > self._settings.misfire_grace_time:
+            self._record_not_run(
+                task.name,
+                latest,
+                RunStatus.missed,
+                f"came {late:.0f} s late, beyond the grace time",
+            )
+        elif running is not None:
+            self._record_not_run(
+                task.name, latest, RunStatus.skipped, f"run {running} was still running"
+            )
+        else:
+            self._launch(task, RunTrigger.schedule, latest, RunRequest())
+
+    def run_now(self, task: Task, request: RunRequest) -> Run:
+        """Start a manual run; refuse while another run of the task is alive."""
+        running = self._running_by_task.get(task.name)
+        if running is not None:
+            raise TaskBusyError(task.name, running)
+        zone = ZoneInfo(task.spec.timezone or self._settings.timezone)
+        return self._launch(task, RunTrigger.manual, datetime.now(zone), request)
+
+    async def cancel(self, run_id: str) -> Run:
+        """Stop a live run and wait (up to the kill grace) until it has ended."""
+        active = self._active.get(run_id)
+        if active is None:
+            stored = self._store.get(run_id)
+            if stored is None:
+                raise RunNotFoundError(run_id)
+            raise RunFinishedError(run_id, stored.status.value)
+        active.process.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(active.done.wait(), self._settings.kill_grace + 5)
+        return active.run
+
+    async def shutdown(self) -> None:
+        """Stop every live run and wait for them to be recorded."""
+        for active in list(self._active.values()):
+            active.process.stop()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self._settings.kill_grace + 5)
+
+    def _launch(
+        self, task: Task, trigger: RunTrigger, scheduled: datetime, request: RunRequest
+    ) -> Run:
+        now = datetime.now(UTC)
+        run = Run(
+            id=new_run_id(now),
+            task=task.name,
+            trigger=trigger,
+            status=RunStatus.running,
+            scheduled_at=scheduled,
+            started_at=now,
+        )
+        writer = RunLogWriter(self._layout, task.name, run.id)
+        process = RunProcess(
+            [*task.command, *task.spec.args, *request.args],
+            task.folder,
+            task_environment(task, run, request),
+            writer,
+            task.spec.timeout,
+            self._settings.kill_grace,
+        )
+        self._active[run.id] = ActiveRun(run, process, writer, asyncio.Event())
+        self._running_by_task[task.name] = run.id
+        background = asyncio.get_running_loop().create_task(self._execute(run.id))
+        self._tasks.add(background)
+        background.add_done_callback(self._tasks.discard)
+        return run
+
+    async def _execute(self, run_id: str) -> None:
+        active = self._active[run_id]
+        run = active.run
+        try:
+            active.writer.open()
+            active.writer.note(f"run started ({run.trigger.value})")
+            await active.process.start()
+        except OSError as error:
+            run.status, run.error = RunStatus.failed, f"could not be started: {error}"
+            run.finished_at = datetime.now(UTC)
+            self._store.add(run)
+            self._finish(active, run)
+            return
+        # Recorded once the process is on its way, so the store's latency is not lag.
+        self._store.add(run)
+        logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
+        outcome = await active.process.wait()
+        run.status, run.exit_code, run.error = outcome.status, outcome.exit_code, outcome.error
+        run.finished_at = datetime.now(UTC)
+        self._store.update(run)
+        self._finish(active, run)
+
+    def _finish(self, active: ActiveRun, run: Run) -> None:
+        summary = run.status.value + (f": {run.error}" if run.error else "")
+        with contextlib.suppress(OSError):
+            active.writer.note(f"run ended, {summary}")
+        active.writer.close()
+        logger.info("run %s of task %s ended, %s", run.id, run.task, summary)
+        self._active.pop(run.id, None)
+        if self._running_by_task.get(run.task) == run.id:
+            del self._running_by_task[run.task]
+        self.last_runs[run.task] = run
+        active.done.set()
+
+    def _record_not_run(
+        self, task: str, scheduled: datetime, status: RunStatus, reason: str
+    ) -> None:
+        now = datetime.now(UTC)
+        run = Run(
+            id=new_run_id(now),
+            task=task,
+            trigger=RunTrigger.schedule,
+            status=status,
+            scheduled_at=scheduled,
+            finished_at=now,
+            error=reason,
+        )
+        self._store.add(run)
+        self.last_runs[task] = run
+        logger.warning(
+            "task %s: fire at %s %s: %s", task, scheduled.isoformat(), status.value, reason
+        )

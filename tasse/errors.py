@@ -1,0 +1,67 @@
+"""Every error Tasse raises on purpose; each message names the task, the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TasseError(Exception):
+    """Root of Tasse's own errors."""
+
+
+class TaskConfigError(TasseError, ValueError):
+    """A task folder or its task.yaml cannot be used as it is."""
+
+    def __init__(self, task: str, file: Path | str, problem: str, key: str | None = None):
+        self.task = task
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        where = f"{self.file}: {key}" if key else self.file
+        super().__init__(f"task {task!r}: {where}: {problem}")
+
+
+class TaskNotFoundError(TasseError, LookupError):
+    """No task by that name is loaded."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"No task by the name of {name!r} was found")
+
+
+class RunNotFoundError(TasseError, LookupError):
+    """No run by that id is recorded."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"No run by the id of {run_id!r} was found")
+
+
+class TaskBrokenError(TasseError):
+    """The task's folder has an error and no earlier good version to fall back on."""
+
+    def __init__(self, name: str, error: str):
+        self.name = name
+        super().__init__(f"task {name!r} cannot run until its error is fixed: {error}")
+
+
+class RunFinishedError(TasseError):
+    """The run cannot be cancelled because it has already ended."""
+
+    def __init__(self, run_id: str, status: str):
+        super().__init__(f"run {run_id!r} has already ended ({status})")
+
+
+class SettingsError(TasseError, ValueError):
+    """A setting (flag, environment variable or .env entry) has a bad value."""
+
+
+class TaskBusyError(TasseError):
+    """A manual run was asked for while the task is still running."""
+
+    def __init__(self, name: str, run_id: str):
+        self.name = name
+        self.run_id = run_id
+        super().__init__(
+            f"task {name!r} is already running (run {run_id}); cancel it or wait for it to end"
+        )

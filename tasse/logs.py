@@ -1,0 +1,121 @@
+"""Log files: where they live, how a run's output is written, and how it is read back live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+TASK_LOG = "log.txt"
+CHUNK = 64 * 1024
+_RUN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+class LogLayout:
+    """`<logs>/<task>/log.txt` for everything, `<logs>/<task>/runs/<run-id>.log` per run."""
+
+    def __init__(self, logs_dir: Path):
+        self.logs_dir = logs_dir
+
+    def task_log(self, task: str) -> Path:
+        """The task's combined, timestamped log."""
+        return self.logs_dir / task / TASK_LOG
+
+    def run_log(self, task: str, run_id: str) -> Path:
+        """One run's raw output."""
+        if not _RUN_ID.match(run_id):
+            raise ValueError(f"{run_id!r} is not a run id")
+        return self.logs_dir / task / "runs" / f"{run_id}.log"
+
+
+def _timestamp() -> bytes:
+    return datetime.now().astimezone().isoformat(timespec="milliseconds").encode()
+
+
+class RunLogWriter:
+    """Writes a run's output as it arrives: raw to its run log, timestamped lines to log.txt."""
+
+    def __init__(self, layout: LogLayout, task: str, run_id: str):
+        self.path = layout.run_log(task, run_id)
+        self._task_log_path = layout.task_log(task)
+        self._prefix = f" [{run_id}] ".encode()
+        self._partial = b""  # an unfinished last line, held back until its newline arrives
+        self._run_file: BinaryIO | None = None
+        self._task_file: BinaryIO | None = None
+        self._changed = asyncio.Event()
+        self.closed = False
+
+    def open(self) -> None:
+        """Create the folders and open both files for appending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._run_file = self.path.open("ab")
+        self._task_file = self._task_log_path.open("ab")
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk of output; complete lines go to log.txt with a timestamp each."""
+        assert self._run_file is not None
+        assert self._task_file is not None
+        self._run_file.write(chunk)
+        self._run_file.flush()
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        if lines:
+            stamp = _timestamp() + self._prefix
+            self._task_file.write(b"".join(stamp + line + b"\n" for line in lines))
+            self._task_file.flush()
+        self._notify()
+
+    def note(self, message: str) -> None:
+        """A line of Tasse's own in log.txt (run started, run ended)."""
+        assert self._task_file is not None
+        self._task_file.write(_timestamp() + self._prefix + b"-- " + message.encode() + b"\n")
+        self._task_file.flush()
+
+    def close(self) -> None:
+        """Flush a last line without newline and close both files; followers then stop."""
+        if self._partial:
+            self.write(b"\n")
+        for file in (self._run_file, self._task_file):
+            if file is not None:
+                file.close()
+        self.closed = True
+        self._notify()
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """An event set at the next write or close (take it before reading, to miss nothing)."""
+        return self._changed
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+async def follow(path: Path, writer: RunLogWriter | None) -> AsyncIterator[bytes]:
+    """Yield a run log's content, then new output as it is written, until the run ends."""
+    offset = 0
+    while True:
+        finished = writer is None or writer.closed
+        changed = writer.changed if writer else None
+        chunk = read_chunk(path, offset)
+        if chunk:
+            offset += len(chunk)
+            yield chunk
+        elif finished or changed is None:
+            return
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=1.0)
+
+
+def read_chunk(path: Path, offset: int) -> bytes:
+    """Up to CHUNK bytes of a file from `offset`; empty when there is no more (or no file)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            return file.read(CHUNK)
+    except FileNotFoundError:
+        return b""

@@ -1,0 +1,215 @@
+"""Domain types: the task.yaml schema, a loaded task, and a run with its status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def _scalar_to_text(value: Any) -> Any:
+    """YAML turns `PORT: 8080` into an int; env values and args are text for a process."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_scalar_to_text)]
+CronField = Annotated[str, BeforeValidator(_scalar_to_text)]
+
+
+def check_timezone(value: str) -> str:
+    """Accept an IANA zone name such as `Europe/Berlin`; reject anything zoneinfo does not know."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name like 'Europe/Berlin')"
+        ) from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _TriggerSpec(_Spec):
+    timezone: TimeZoneName | None = None
+
+
+class IntervalSpec(_TriggerSpec):
+    """Fire every so often (APScheduler's interval trigger)."""
+
+    trigger: Literal["interval"]
+    weeks: float = Field(0, ge=0)
+    days: float = Field(0, ge=0)
+    hours: float = Field(0, ge=0)
+    minutes: float = Field(0, ge=0)
+    seconds: float = Field(0, ge=0)
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    jitter: float | None = Field(None, ge=0)
+
+    def period_seconds(self) -> float:
+        """The interval's length in seconds."""
+        return (
+            self.weeks * 604800
+            + self.days * 86400
+            + self.hours * 3600
+            + self.minutes * 60
+            + self.seconds
+        )
+
+
+class CronSpec(_TriggerSpec):
+    """Fire when the calendar fields match (APScheduler's cron trigger: day_of_week 0 = Monday)."""
+
+    trigger: Literal["cron"]
+    year: CronField | None = None
+    month: CronField | None = None
+    day: CronField | None = None
+    week: CronField | None = None
+    day_of_week: CronField | None = None
+    hour: CronField | None = None
+    minute: CronField | None = None
+    second: CronField | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    jitter: float | None = Field(None, ge=0)
+
+    def fields(self) -> dict[str, str]:
+        """The calendar fields that are set, by name."""
+        names = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
+        return {name: value for name in names if (value := getattr(self, name)) is not None}
+
+
+class DateSpec(_TriggerSpec):
+    """Fire once, at `run_date`."""
+
+    trigger: Literal["date"]
+    run_date: datetime
+
+
+TriggerSpec = Annotated[IntervalSpec | CronSpec | DateSpec, Field(discriminator="trigger")]
+
+
+class TaskSpec(_Spec):
+    """What a task.yaml may say; every key is optional."""
+
+    description: str = ""
+    enabled: bool = True
+    scheduler: TriggerSpec | None = None
+    schedules: list[TriggerSpec] = Field(default_factory=list)
+    entrypoint: str | None = None
+    args: list[Text] = Field(default_factory=list)
+    env: dict[str, Text] = Field(default_factory=dict)
+    timeout: float | None = Field(None, gt=0)
+    timezone: TimeZoneName | None = None
+
+    @property
+    def triggers(self) -> list[IntervalSpec | CronSpec | DateSpec]:
+        """Every schedule of the task: `scheduler:` first, then `schedules:`."""
+        return ([self.scheduler] if self.scheduler else []) + list(self.schedules)
+
+
+class Task(_Spec):
+    """A task as loaded from its folder: its spec plus the command that runs it."""
+
+    name: str = Field(pattern=TASK_NAME_PATTERN)
+    folder: Path
+    spec: TaskSpec
+    command: tuple[str, ...]
+    source: Literal["folder"] = "folder"
+
+
+class RunStatus(StrEnum):
+    """Where a run stands; the last five are final outcomes of a fire that did not run."""
+
+    #: accepted, waiting to start
+    queued = "queued"
+    #: its process is alive
+    running = "running"
+    #: exited with code 0
+    succeeded = "succeeded"
+    #: exited with another code, or could not be started
+    failed = "failed"
+    #: stopped because it ran longer than its `timeout`
+    timed_out = "timed_out"
+    #: stopped on request (`POST /runs/{id}/cancel`, server shutdown)
+    cancelled = "cancelled"
+    #: was running when the server stopped without a chance to end it
+    interrupted = "interrupted"
+    #: a fire that found the task still running
+    skipped = "skipped"
+    #: a fire that came too late (server down or busy beyond the grace time)
+    missed = "missed"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the run will not change any more."""
+        return self not in (RunStatus.queued, RunStatus.running)
+
+
+class RunTrigger(StrEnum):
+    """Why a run was started; the child sees it as TASSE_TRIGGER."""
+
+    schedule = "schedule"
+    manual = "manual"
+
+
+class Run(BaseModel):
+    """One intended execution of a task and its outcome."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    task: str
+    trigger: RunTrigger
+    status: RunStatus
+    exit_code: int | None = None
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+
+class RunRequest(_Spec):
+    """The optional body of `POST /tasks/{name}/run`."""
+
+    args: list[Text] = Field(default_factory=list, max_length=1000)
+    env: dict[str, Text] = Field(default_factory=dict)
+    params: dict[str, Text] = Field(default_factory=dict)
+
+    @field_validator("env", "params")
+    @classmethod
+    def _names_are_identifiers(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key or not key.replace("_", "a").isalnum() or not key.isascii():
+                raise ValueError(f"{key!r} is not a valid variable name (letters, digits, _)")
+        return value
+
+
+class TaskInfo(BaseModel):
+    """A task as the API and CLI show it."""
+
+    name: str
+    source: Literal["folder"] = "folder"
+    description: str = ""
+    enabled: bool = True
+    schedules: list[dict[str, Any]] = Field(default_factory=list)
+    next_run_at: datetime | None = None
+    last_run: Run | None = None
+    error: str | None = None
+    folder: str | None = None
+    command: list[str] = Field(default_factory=list)

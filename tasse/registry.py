@@ -1,0 +1,103 @@
+"""The tasks known from folders: last good version, current error, and what a rescan changed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from tasse.discovery import Fingerprint, Scan
+from tasse.errors import TaskConfigError
+from tasse.models import TASK_NAME_PATTERN, Task
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskEntry:
+    """One task folder as Tasse currently knows it."""
+
+    name: str
+    #: the last version that loaded without error; kept running while the folder is broken
+    task: Task | None
+    #: its APScheduler triggers, opaque outside scheduler.py
+    triggers: tuple[Any, ...] = ()
+    error: TaskConfigError | None = None
+
+
+#: a successfully loaded task and its triggers, or the reason it could not be loaded
+Prepared = tuple[Task, tuple[Any, ...]] | TaskConfigError
+
+
+class RescanReport(BaseModel):
+    """What one rescan changed, and every error that stands after it."""
+
+    added: list[str] = []
+    changed: list[str] = []
+    removed: list[str] = []
+    errors: dict[str, str] = {}
+
+
+@dataclass
+class Registry:
+    """Applies scans to the set of known tasks and says what must be (un)scheduled."""
+
+    entries: dict[str, TaskEntry] = field(default_factory=dict)
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+    def apply(self, scan: Scan, prepared: dict[str, Prepared], full: bool) -> RescanReport:
+        """Take in a scan (with each loaded folder prepared); report what changed."""
+        report = RescanReport()
+        for name, result in prepared.items():
+            if isinstance(result, TaskConfigError):
+                self._set_error(name, result)
+            else:
+                self._set_task(name, *result, report)
+        for name in sorted(scan.removed):
+            self.entries.pop(name, None)
+            self.fingerprints.pop(name, None)
+            report.removed.append(name)
+            logger.info("task %s removed", name)
+        self.fingerprints.update(scan.fingerprints)
+        if full:
+            self._note_rejected(scan.rejected)
+        report.errors = self.errors()
+        return report
+
+    def errors(self) -> dict[str, str]:
+        """Every current error, by task (or folder) name."""
+        errors = {n: str(e.error) for n, e in self.entries.items() if e.error is not None}
+        return {**errors, **self.rejected}
+
+    def _set_task(
+        self, name: str, task: Task, triggers: tuple[Any, ...], report: RescanReport
+    ) -> None:
+        old = self.entries.get(name)
+        self.entries[name] = TaskEntry(name, task, triggers)
+        if old is None:
+            report.added.append(name)
+            logger.info("task %s added", name)
+        elif old.task != task or old.error is not None:
+            report.changed.append(name)
+            logger.info("task %s changed", name)
+
+    def _set_error(self, name: str, error: TaskConfigError) -> None:
+        old = self.entries.get(name)
+        if old is not None and old.error is not None and str(old.error) == str(error):
+            return
+        logger.error("%s%s", error, "; its last good version stays scheduled" if old else "")
+        self.entries[name] = TaskEntry(
+            name, old.task if old else None, old.triggers if old else (), error
+        )
+
+    def _note_rejected(self, names: list[str]) -> None:
+        current = {
+            name: f"folder {name!r} is not a task: names must match {TASK_NAME_PATTERN}"
+            for name in names
+        }
+        for name in current.keys() - self.rejected.keys():
+            logger.warning("%s", current[name])
+        self.rejected = current

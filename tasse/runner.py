@@ -1,0 +1,167 @@
+"""One run: a subprocess in its own process group, its output streamed to the logs, a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasse.errors import TaskConfigError
+from tasse.logs import CHUNK, RunLogWriter
+from tasse.models import Run, RunRequest, RunStatus, Task
+
+logger = logging.getLogger(__name__)
+
+#: how long output may keep flowing after the task's main process has exited, from
+#: processes it left behind, before those are stopped too
+DRAIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended."""
+
+    status: RunStatus
+    exit_code: int | None = None
+    error: str | None = None
+
+
+def task_environment(task: Task, run: Run, request: RunRequest) -> dict[str, str]:
+    """The environment a run sees: the server's, the task's `env`, the request's, and TASSE_*."""
+    params = {f"TASSE_PARAM_{key.upper()}": value for key, value in request.params.items()}
+    scheduled = run.scheduled_at or run.started_at
+    return {
+        **os.environ,
+        # Python children write to a pipe; unbuffered, their lines arrive as printed.
+        "PYTHONUNBUFFERED": "1",
+        **task.spec.env,
+        **request.env,
+        **params,
+        "TASSE_TASK": task.name,
+        "TASSE_RUN_ID": run.id,
+        "TASSE_TRIGGER": run.trigger.value,
+        "TASSE_SCHEDULED_AT": scheduled.isoformat() if scheduled else "",
+    }
+
+
+def run_in_foreground(task: Task, run: Run, request: RunRequest) -> int:
+    """Run a task attached to this terminal (for `tasse run`); return its exit code."""
+    argv = [*task.command, *task.spec.args, *request.args]
+    try:
+        completed = subprocess.run(
+            argv, cwd=task.folder, env=task_environment(task, run, request), check=False
+        )
+    except OSError as error:
+        raise TaskConfigError(task.name, task.folder, f"could not be started: {error}") from None
+    return completed.returncode
+
+
+class RunProcess:
+    """Spawns one task process, streams its output, and stops its whole group when asked."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        writer: RunLogWriter,
+        timeout: float | None,
+        kill_grace: float,
+    ):
+        self._argv = list(argv)
+        self._cwd = cwd
+        self._env = dict(env)
+        self._writer = writer
+        self._timeout = timeout
+        self._kill_grace = kill_grace
+        self._process: asyncio.subprocess.Process | None = None
+        self._stop_requested = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        """The task process's id (also its process group's id), once started."""
+        return self._process.pid if self._process else None
+
+    async def start(self) -> None:
+        """Spawn the process; raises OSError when it cannot be started."""
+        # start_new_session: the task and everything it starts share a fresh process group,
+        # so a timeout or cancel can stop them all at once.
+        self._process = await asyncio.create_subprocess_exec(
+            *self._argv,
+            cwd=self._cwd,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        """Ask the run to end: SIGTERM to its group, SIGKILL after the grace time."""
+        self._stop_requested.set()
+
+    async def wait(self) -> Outcome:
+        """Wait for the run to end by itself, by timeout or by `stop()`; return the outcome."""
+        assert self._process is not None
+        pump = asyncio.create_task(self._pump())
+        exited = asyncio.create_task(self._process.wait())
+        stopping = asyncio.create_task(self._stop_requested.wait())
+        done, _ = await asyncio.wait(
+            {exited, stopping}, timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopping.cancel()
+        status: RunStatus | None = None
+        if exited not in done:
+            status = RunStatus.cancelled if stopping in done else RunStatus.timed_out
+            await self._terminate(exited)
+        await self._drain(pump)
+        return self._outcome(status, await exited)
+
+    def _outcome(self, stopped_as: RunStatus | None, code: int) -> Outcome:
+        if stopped_as is RunStatus.timed_out:
+            return Outcome(stopped_as, code, f"ran longer than its timeout of {self._timeout:g} s")
+        if stopped_as is not None:
+            return Outcome(stopped_as, code)
+        if code == 0:
+            return Outcome(RunStatus.succeeded, code)
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+            return Outcome(RunStatus.failed, code, f"killed by signal {name}")
+        return Outcome(RunStatus.failed, code, f"exited with code {code}")
+
+    async def _pump(self) -> None:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        while chunk := await self._process.stdout.read(CHUNK):
+            self._writer.write(chunk)
+
+    async def _terminate(self, exited: asyncio.Task[int]) -> None:
+        self._signal_group(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(exited), self._kill_grace)
+        if not exited.done():
+            self._signal_group(signal.SIGKILL)
+
+    async def _drain(self, pump: asyncio.Task[None]) -> None:
+        # Normally the pipe closes when the process exits. If something it started still
+        # holds the pipe open, give it a moment, then stop the rest of the group.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), DRAIN_SECONDS)
+            return
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), DRAIN_SECONDS)
+            return
+        pump.cancel()
+
+    def _signal_group(self, signum: signal.Signals) -> None:
+        assert self._process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signum)
+            logger.debug("sent %s to process group %d", signum.name, self._process.pid)

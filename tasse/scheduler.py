@@ -1,0 +1,163 @@
+"""The only module that imports APScheduler: task specs → triggers → jobs that fire into Tasse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from tasse.discovery import TASK_FILE
+from tasse.errors import TaskConfigError
+from tasse.models import CronSpec, DateSpec, IntervalSpec, Task
+
+#: called with the task name and the fire times that came due (normally one)
+FireCallback = Callable[[str, list[datetime]], None]
+
+# APScheduler logs every job it adds at INFO; with thousands of tasks that is noise.
+logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def build_triggers(task: Task, default_timezone: str) -> list[BaseTrigger]:
+    """Turn every schedule of a task into an APScheduler trigger, or fail naming the key."""
+    spec = task.spec
+    keyed: list[tuple[str, IntervalSpec | CronSpec | DateSpec]] = []
+    if spec.scheduler:
+        keyed.append(("scheduler", spec.scheduler))
+    keyed += [(f"schedules.{index}", item) for index, item in enumerate(spec.schedules)]
+    zone = spec.timezone or default_timezone
+    return [_build_trigger(task, key, item, ZoneInfo(item.timezone or zone)) for key, item in keyed]
+
+
+def _build_trigger(
+    task: Task, key: str, spec: IntervalSpec | CronSpec | DateSpec, zone: ZoneInfo
+) -> BaseTrigger:
+    file = task.folder / TASK_FILE
+    if isinstance(spec, IntervalSpec):
+        if spec.period_seconds() <= 0:
+            raise TaskConfigError(
+                task.name,
+                file,
+                "an interval needs a length: set seconds, minutes, hours, days or weeks above 0",
+                key,
+            )
+        options = spec.model_dump(exclude={"trigger", "timezone"}, exclude_none=True)
+        return IntervalTrigger(timezone=zone, **options)
+    if isinstance(spec, DateSpec):
+        return DateTrigger(run_date=spec.run_date, timezone=zone)
+    return _build_cron(task, key, spec, zone)
+
+
+def _build_cron(task: Task, key: str, spec: CronSpec, zone: ZoneInfo) -> BaseTrigger:
+    dates = {"start_date": spec.start_date, "end_date": spec.end_date, "jitter": spec.jitter}
+    try:
+        return CronTrigger(timezone=zone, **spec.fields(), **dates)
+    except ValueError as error:
+        # APScheduler's message names the value, not the field: find the field ourselves.
+        for name, value in spec.fields().items():
+            try:
+                CronTrigger(timezone=zone, **{name: value})
+            except ValueError as field_error:
+                raise TaskConfigError(
+                    task.name,
+                    task.folder / TASK_FILE,
+                    f"{field_error} (got {value!r})",
+                    f"{key}.{name}",
+                ) from None
+        raise TaskConfigError(task.name, task.folder / TASK_FILE, str(error), key) from None
+
+
+def upcoming(triggers: Sequence[BaseTrigger], count: int, now: datetime) -> list[datetime]:
+    """The next `count` fire times of all triggers together, in order, without duplicates."""
+    times: set[datetime] = set()
+    for trigger in triggers:
+        previous: datetime | None = None
+        for _ in range(count):
+            fire = trigger.get_next_fire_time(previous, previous or now)
+            if fire is None:
+                break
+            times.add(fire)
+            previous = fire
+    return sorted(times)[:count]
+
+
+class _FireExecutor(BaseExecutor):  # type: ignore[misc]
+    """Hands due fire times to Tasse instead of calling a function.
+
+    Tasse, not APScheduler, decides what a fire means (run, skipped, missed), so that every
+    intended fire time gets a recorded outcome rather than APScheduler's silent drop.
+    """
+
+    def __init__(self, on_fire: FireCallback):
+        super().__init__()
+        self._on_fire = on_fire
+
+    def submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        self._on_fire(job.id.rpartition("#")[0], run_times)
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        raise NotImplementedError("submit_job hands fires over directly")
+
+
+def _never_called() -> None:
+    """APScheduler wants a function per job; `_FireExecutor` reports fires without calling it."""
+
+
+class Scheduler:
+    """Keeps one APScheduler job per schedule of each task, inside the running event loop."""
+
+    def __init__(self, on_fire: FireCallback, timezone: str):
+        self._jobs: dict[str, list[str]] = {}
+        self._aps = AsyncIOScheduler(
+            timezone=ZoneInfo(timezone),
+            executors={"default": _FireExecutor(on_fire)},
+            # Every due time reaches Tasse; it records late ones as missed itself.
+            job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1},
+        )
+
+    def start(self) -> None:
+        """Start firing; jobs added before are scheduled in one go."""
+        self._aps.start()
+
+    def shutdown(self) -> None:
+        """Stop firing."""
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+
+    def schedule(self, task: Task, triggers: Sequence[BaseTrigger]) -> None:
+        """Replace the task's jobs with one job per trigger (none for a disabled task)."""
+        self.unschedule(task.name)
+        if not task.spec.enabled:
+            return
+        now = datetime.now(UTC)
+        ids = []
+        for index, trigger in enumerate(triggers):
+            if isinstance(trigger, DateTrigger) and trigger.run_date < now:
+                continue  # a one-off date that has passed has nothing left to fire
+            job_id = f"{task.name}#{index}"
+            self._aps.add_job(_never_called, trigger, id=job_id, name=task.name)
+            ids.append(job_id)
+        self._jobs[task.name] = ids
+
+    def unschedule(self, name: str) -> None:
+        """Remove the task's jobs, if any."""
+        for job_id in self._jobs.pop(name, []):
+            if self._aps.get_job(job_id) is not None:
+                self._aps.remove_job(job_id)
+
+    def next_run_at(self, name: str) -> datetime | None:
+        """The task's next fire time, or None when nothing is scheduled."""
+        times = []
+        for job_id in self._jobs.get(name, []):
+            job = self._aps.get_job(job_id)
+            if job is not None and job.next_run_time is not None:
+                times.append(job.next_run_time)
+        return min(times, default=None)

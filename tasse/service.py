@@ -1,0 +1,254 @@
+"""`Tasse`: ties discovery, scheduler, dispatcher, store and logs together for the API and CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from tasse import discovery
+from tasse.dispatcher import Dispatcher
+from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
+from tasse.logs import LogLayout, follow, read_chunk
+from tasse.models import Run, RunRequest, Task, TaskInfo
+from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
+from tasse.scheduler import Scheduler, build_triggers, upcoming
+from tasse.settings import Settings
+from tasse.store import RunStore
+from tasse.watcher import TasksWatcher
+
+logger = logging.getLogger(__name__)
+
+
+def prepare(task_or_error: Task | TaskConfigError, timezone: str) -> Prepared:
+    """Build a loaded task's triggers, so a bad value (`hour: 25`) is a task error too."""
+    if isinstance(task_or_error, TaskConfigError):
+        return task_or_error
+    try:
+        return task_or_error, tuple(build_triggers(task_or_error, timezone))
+    except TaskConfigError as error:
+        return error
+
+
+class Tasse:
+    """The one seam the API and CLI call."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.layout = LogLayout(settings.logs_dir)
+        self.store = RunStore(settings.store_url)
+        self.registry = Registry()
+        self.dispatcher = Dispatcher(settings, self.store, self.layout)
+        self.scheduler = Scheduler(self._on_fire, settings.timezone)
+        self.started_at: datetime | None = None
+        self._rescan_lock = asyncio.Lock()
+        self._pending: set[str] = set()
+        self._pending_timer: asyncio.TimerHandle | None = None
+        self._watcher: TasksWatcher | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover from an unclean stop, load every task, then start firing and watching."""
+        interrupted = self.store.interrupt_unfinished(datetime.now(UTC))
+        if interrupted:
+            logger.warning(
+                "%d run(s) were unfinished when the server last stopped: recorded as interrupted",
+                interrupted,
+            )
+        self.settings.tasks_dir.mkdir(parents=True, exist_ok=True)
+        report = await self.rescan()
+        self.scheduler.start()
+        if self.settings.watch:
+            loop = asyncio.get_running_loop()
+            self._watcher = TasksWatcher(
+                self.settings.tasks_dir,
+                lambda name: self._from_thread(loop, name),
+            )
+            self._watcher.start()
+        self._spawn(self._poll())
+        self.started_at = datetime.now(UTC)
+        logger.info(
+            "Tasse started: %d task(s), %d error(s), data in %s",
+            len(report.added),
+            len(report.errors),
+            self.settings.data_dir,
+        )
+
+    async def stop(self) -> None:
+        """Stop firing and watching, stop live runs, and close the store."""
+        self.scheduler.shutdown()
+        if self._watcher is not None:
+            self._watcher.stop()
+        for task in self._background:
+            task.cancel()
+        await self.dispatcher.shutdown()
+        self.store.close()
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    async def rescan(self, only: set[str] | None = None) -> RescanReport:
+        """Scan the task folders (or only the named ones) and apply what changed."""
+        async with self._rescan_lock:
+            known = dict(self.registry.fingerprints)
+            scan, prepared = await asyncio.to_thread(self._scan, known, only)
+            report = self.registry.apply(scan, prepared, full=only is None)
+            for name in report.removed:
+                self.scheduler.unschedule(name)
+            for name in report.added + report.changed:
+                entry = self.registry.entries[name]
+                assert entry.task is not None
+                self.scheduler.schedule(entry.task, entry.triggers)
+            return report
+
+    def _scan(
+        self, known: dict[str, discovery.Fingerprint], only: set[str] | None
+    ) -> tuple[discovery.Scan, dict[str, Prepared]]:
+        # Runs on a worker thread: reading and validating thousands of files must not
+        # hold up the event loop that fires schedules and answers the API.
+        scan = discovery.scan(self.settings.tasks_dir, known, only)
+        zone = self.settings.timezone
+        return scan, {name: prepare(result, zone) for name, result in scan.loaded.items()}
+
+    def _from_thread(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
+        loop.call_soon_threadsafe(self._folder_changed, name)
+
+    def _folder_changed(self, name: str) -> None:
+        # Collect names for a short window so a burst of events (an editor's save, a
+        # `cp -r`) becomes one rescan, started at most `debounce` after the first event.
+        self._pending.add(name)
+        if self._pending_timer is None:
+            self._pending_timer = asyncio.get_running_loop().call_later(
+                self.settings.debounce, self._rescan_pending
+            )
+
+    def _rescan_pending(self) -> None:
+        names, self._pending, self._pending_timer = self._pending, set(), None
+        self._spawn(self._rescan_quietly(names))
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.rescan_interval)
+            await self._rescan_quietly(None)
+
+    async def _rescan_quietly(self, only: set[str] | None) -> None:
+        try:
+            await self.rescan(only)
+        except Exception:
+            logger.exception("rescan of %s failed", sorted(only) if only else "all tasks")
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def list_tasks(self) -> list[TaskInfo]:
+        """Every known task (broken ones included), by name."""
+        return [self._info(entry) for _, entry in sorted(self.registry.entries.items())]
+
+    def get_task(self, name: str) -> TaskInfo:
+        """One task by name."""
+        return self._info(self._entry(name))
+
+    def next_fires(self, name: str, count: int) -> list[datetime]:
+        """The task's next `count` fire times."""
+        entry = self._entry(name)
+        if entry.task is None or not entry.task.spec.enabled:
+            return []
+        return upcoming(entry.triggers, count, datetime.now(UTC))
+
+    def _entry(self, name: str) -> TaskEntry:
+        entry = self.registry.entries.get(name)
+        if entry is None:
+            raise TaskNotFoundError(name)
+        return entry
+
+    def _runnable(self, name: str) -> Task:
+        entry = self._entry(name)
+        if entry.task is None:
+            raise TaskBrokenError(name, str(entry.error))
+        return entry.task
+
+    def _info(self, entry: TaskEntry) -> TaskInfo:
+        task = entry.task
+        error = str(entry.error) if entry.error else None
+        last_run = self.dispatcher.last_runs.get(entry.name)
+        if task is None:
+            return TaskInfo(name=entry.name, enabled=False, error=error, last_run=last_run)
+        spec = task.spec
+        return TaskInfo(
+            name=entry.name,
+            description=task.spec.description,
+            enabled=task.spec.enabled,
+            schedules=[t.model_dump(mode="json", exclude_defaults=True) for t in spec.triggers],
+            next_run_at=self.scheduler.next_run_at(entry.name),
+            last_run=last_run,
+            error=error,
+            folder=str(task.folder),
+            command=[*task.command, *task.spec.args],
+        )
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def _on_fire(self, name: str, due: list[datetime]) -> None:
+        entry = self.registry.entries.get(name)
+        if entry is not None and entry.task is not None:
+            self.dispatcher.fire(entry.task, due)
+
+    def run_now(self, name: str, request: RunRequest) -> Run:
+        """Start a manual run of a task now."""
+        return self.dispatcher.run_now(self._runnable(name), request)
+
+    def get_run(self, run_id: str) -> Run:
+        """One run, live state first."""
+        active = self.dispatcher.active(run_id)
+        if active is not None:
+            return active.run
+        run = self.store.get(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return run
+
+    def list_runs(self, name: str, limit: int, status: str | None = None) -> list[Run]:
+        """A task's runs, newest first."""
+        if name not in self.registry.entries and name not in self.dispatcher.last_runs:
+            raise TaskNotFoundError(name)
+        return self.store.for_task(name, limit, status)
+
+    async def cancel_run(self, run_id: str) -> Run:
+        """Stop a live run."""
+        return await self.dispatcher.cancel(run_id)
+
+    def read_log(self, run_id: str) -> bytes:
+        """A run's whole output so far."""
+        run = self.get_run(run_id)
+        path = self.layout.run_log(run.task, run.id)
+        chunks, offset = [], 0
+        while chunk := read_chunk(path, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+
+    def follow_log(self, run_id: str) -> AsyncIterator[bytes]:
+        """A run's output so far, then live until the run ends."""
+        run = self.get_run(run_id)
+        active = self.dispatcher.active(run_id)
+        return follow(self.layout.run_log(run.task, run.id), active.writer if active else None)
+
+    def health(self) -> dict[str, object]:
+        """Liveness and readiness in one answer."""
+        with contextlib.suppress(Exception):
+            self.store.get("-")  # a query proves the store answers
+            return {
+                "status": "ok",
+                "tasks": len(self.registry.entries),
+                "errors": len(self.registry.errors()),
+                "started_at": self.started_at,
+            }
+        return {"status": "degraded", "detail": "the run store does not answer"}

@@ -1,0 +1,78 @@
+"""Settings, built once at the edge: flags > `TASSE_*` environment > `.env` > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tasse.models import check_timezone
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def _check_listen_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT (like 127.0.0.1:4243 or 0.0.0.0:4243)")
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is also `TASSE_<FIELD>` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TASSE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Path("data")
+    http_listen_address: Annotated[str, AfterValidator(_check_listen_address)] = "127.0.0.1:4243"
+    #: SQLAlchemy URL of the history store; empty means `sqlite:///<data_dir>/tasse.db`
+    store_address: str = ""
+    log_level: str = "INFO"
+    #: zone for schedules that name none
+    timezone: Annotated[str, AfterValidator(check_timezone)] = "UTC"
+    #: seconds between full rescans, for filesystems whose change events never arrive
+    rescan_interval: float = Field(30.0, gt=0)
+    #: quiet time after the last file event before a rescan
+    debounce: float = Field(0.2, ge=0)
+    #: seconds between SIGTERM and SIGKILL when a run is stopped
+    kill_grace: float = Field(10.0, ge=0)
+    #: a fire later than this (server busy or down) is recorded as missed
+    misfire_grace_time: float = Field(60.0, gt=0)
+    #: watch the tasks folder for changes (the polling rescan runs either way)
+    watch: bool = True
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @property
+    def tasks_dir(self) -> Path:
+        """Where task folders live."""
+        return self.data_dir / "tasks"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where run output is written."""
+        return self.data_dir / "logs"
+
+    @property
+    def store_url(self) -> str:
+        """The history store's SQLAlchemy URL, defaulting to SQLite inside the data folder."""
+        return self.store_address or f"sqlite:///{self.data_dir / 'tasse.db'}"
+
+    @property
+    def host(self) -> str:
+        """The interface to listen on."""
+        return self.http_listen_address.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """The TCP port to listen on."""
+        return int(self.http_listen_address.rpartition(":")[2])

@@ -1,0 +1,72 @@
+"""The only module that imports watchdog: file events in the tasks folder → task names to rescan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from tasse.discovery import TASK_FILE
+
+logger = logging.getLogger(__name__)
+
+#: event types that change what a folder holds (and so its mtime)
+_STRUCTURAL = {"created", "deleted", "moved"}
+
+
+def affected_task(tasks_dir: Path, path: str, event_type: str) -> str | None:
+    """The task folder an event concerns, or None when it cannot change any task."""
+    try:
+        parts = Path(path).relative_to(tasks_dir).parts
+    except ValueError:
+        return None
+    if not parts or parts[0].startswith("."):
+        return None
+    if len(parts) == 1:
+        return parts[0]  # the folder itself appeared, vanished or was renamed
+    if len(parts) == 2 and (event_type in _STRUCTURAL or parts[1] == TASK_FILE):
+        return parts[0] if parts[1] != "__pycache__" else None
+    return None  # deeper files (a task's own data or .venv) do not define the task
+
+
+class _Forwarder(FileSystemEventHandler):
+    def __init__(self, tasks_dir: Path, on_change: Callable[[str], None]):
+        self._tasks_dir = tasks_dir
+        self._on_change = on_change
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path:
+                name = affected_task(self._tasks_dir, str(path), event.event_type)
+                if name is not None:
+                    self._on_change(name)
+
+
+class TasksWatcher:
+    """Reports the names of task folders that changed, from watchdog's thread.
+
+    `on_change` is called on watchdog's thread; the caller hands it over to its loop.
+    """
+
+    def __init__(self, tasks_dir: Path, on_change: Callable[[str], None]):
+        self._tasks_dir = tasks_dir.resolve()
+        self._observer = Observer()
+        self._observer.daemon = True
+        self._observer.schedule(
+            _Forwarder(self._tasks_dir, on_change), str(self._tasks_dir), recursive=True
+        )
+
+    def start(self) -> None:
+        """Begin watching (watchdog adds its watches on its own thread)."""
+        self._observer.start()
+        logger.debug("watching %s", self._tasks_dir)
+
+    def stop(self) -> None:
+        """Stop watching and wait for watchdog's thread to end."""
+        self._observer.stop()
+        self._observer.join(timeout=5)
