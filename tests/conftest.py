@@ -1,0 +1,62 @@
+"""Shared fixtures: real task folders in tmp_path, real settings, a real running Tasse."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from tasse.service import Tasse
+from tasse.settings import Settings
+
+MakeTask = Callable[..., Path]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    (tmp_path / "data" / "tasks").mkdir(parents=True)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def make_task(data_dir: Path) -> MakeTask:
+    """Create `data/tasks/<name>/` with a task.yaml (text, dedented) and a task.py."""
+
+    def make(
+        name: str, yaml: str | None = None, script: str | None = 'print("hello")', **files: str
+    ) -> Path:
+        folder = data_dir / "tasks" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        if yaml is not None:
+            (folder / "task.yaml").write_text(textwrap.dedent(yaml))
+        if script is not None:
+            (folder / "task.py").write_text(textwrap.dedent(script))
+        for filename, content in files.items():
+            (folder / filename.replace("__", ".")).write_text(textwrap.dedent(content))
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    """Settings for a test: its own data folder, fast stops, the file watcher on."""
+    return Settings(data_dir=data_dir, kill_grace=1.0, debounce=0.05, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def tasse(settings: Settings) -> AsyncIterator[Tasse]:
+    """A started Tasse on the test's data folder (use inside `@pytest.mark.anyio` tests)."""
+    service = Tasse(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
