@@ -7,5 +7,6 @@ from pathlib import Path
 from tasse.cli import main
 
 if __name__ == "__main__":
-    os.environ.setdefault("TASSE_DATA_DIR", str(Path(__file__).resolve().parent / "data"))
+    if not os.environ.get("TASSE_DATA_DIR"):
+        os.environ["TASSE_DATA_DIR"] = str(Path(__file__).resolve().parent / "data")
     sys.exit(main(["serve", *sys.argv[1:]]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -111,6 +112,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             lifespan="on",
         )
     )
+    # uvicorn re-raises the stop signal after its graceful shutdown so the process dies of
+    # it; a stop we handled cleanly should exit 0 (what Docker and systemd expect).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     server.run()
     return 0 if server.started else 1
 

@@ -1,0 +1,157 @@
+"""Pick-up of a new task folder, and a full rescan, with many tasks loaded.
+
+    /tmp/venv/bin/python bench/pickup.py --tasks 10000 --samples 20
+
+Pick-up: a new folder (task.yaml + task.py) is created while the server runs, either
+atomically (built as a hidden `.tmp-<name>` folder, then renamed) or in place (mkdir, then
+the files are written); the clock starts when the folder is complete and ends when
+GET /tasks/<name> answers 200 (and, second column, answers it without an error).
+Target: p95 ≤ 1 s.
+
+Rescan: POST /rescan with every folder unchanged. Target: median ≤ 0.5 s. Baselines in the
+same run: GET /health (the HTTP round trip) and the file-system floor, scandir plus the two
+stat calls per folder that change detection needs, done in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+from _common import (
+    SUMMARY_HEADERS,
+    Server,
+    machine_note,
+    make_tasks,
+    ms,
+    percentile,
+    print_table,
+    summary_row,
+    temp_data_dir,
+    verdict,
+    write_task,
+)
+
+TARGET_PICKUP = 1.0
+TARGET_RESCAN = 0.5
+NEW_TASK_YAML = "scheduler:\n  trigger: interval\n  hours: 6\n"
+
+
+def pick_up(client: httpx.Client, tasks_dir: Path, name: str, atomic: bool) -> tuple[float, float]:
+    """Create a task folder; seconds until it is known (200), and until it is known without error."""
+    write_task(tasks_dir, name, NEW_TASK_YAML, "print('new')\n", atomic=atomic)
+    complete = time.perf_counter()
+    known = None
+    deadline = complete + 60
+    while time.perf_counter() < deadline:
+        answer = client.get(f"/tasks/{name}")
+        now = time.perf_counter()
+        if answer.status_code == 200:
+            known = known or now
+            if answer.json()["error"] is None and answer.json()["next_run_at"]:
+                return known - complete, now - complete
+        time.sleep(0.01)
+    raise TimeoutError(f"task {name} was not picked up within 60 s")
+
+
+def fs_floor(tasks_dir: Path) -> float:
+    """scandir plus two stat calls per folder: what detecting changes costs at least."""
+    started = time.perf_counter()
+    for entry in os.scandir(tasks_dir):
+        if entry.is_dir() and not entry.name.startswith("."):
+            os.stat(entry.path)
+            try:
+                os.stat(os.path.join(entry.path, "task.yaml"))
+            except FileNotFoundError:
+                pass
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=20, help="new folders per way of writing")
+    parser.add_argument("--rescans", type=int, default=9)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
+    args = parser.parse_args()
+
+    print(machine_note())
+    data_dir = temp_data_dir("pickup")
+    tasks_dir = data_dir / "tasks"
+    made = make_tasks(tasks_dir, args.tasks)
+    print(f"created {args.tasks} task folders in {made:.1f} s under {data_dir}", flush=True)
+
+    results: dict[str, tuple[list[float], list[float]]] = {"atomic": ([], []), "in place": ([], [])}
+    rescans: list[float] = []
+    health: list[float] = []
+    with Server(data_dir) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        started = server.start()
+        ready = server.wait_ready(args.tasks, timeout=120)
+        print(f"server ready in {ready - started:.2f} s", flush=True)
+        time.sleep(2.0)  # let start-up work in the background (the file watcher) finish
+        for index in range(args.samples):
+            for way in ("atomic", "in place"):
+                name = f"new-{way.replace(' ', '')}-{index:03d}"
+                known, clean = pick_up(client, tasks_dir, name, atomic=way == "atomic")
+                results[way][0].append(known)
+                results[way][1].append(clean)
+                time.sleep(random.uniform(0.2, 0.6))  # not in step with the debounce
+        known_tasks = args.tasks + 2 * args.samples
+        for _ in range(args.rescans):
+            started = time.perf_counter()
+            answer = client.post("/rescan")
+            rescans.append(time.perf_counter() - started)
+            report = answer.raise_for_status().json()
+            assert not (report["added"] or report["changed"] or report["removed"]), report
+            started = time.perf_counter()
+            client.get("/health").raise_for_status()
+            health.append(time.perf_counter() - started)
+        assert client.get("/health").json()["tasks"] == known_tasks
+    floors = [fs_floor(tasks_dir) for _ in range(args.rescans)]
+
+    print(f"\npick-up of a new folder with {args.tasks} tasks loaded (ms)")
+    rows = []
+    for way, (known, clean) in results.items():
+        rows.append(summary_row(f"{way}: 200", known))
+        rows.append(summary_row(f"{way}: 200, no error", clean))
+    print_table(SUMMARY_HEADERS, rows)
+
+    print(f"\nPOST /rescan, {known_tasks} unchanged folders (ms)")
+    print_table(
+        SUMMARY_HEADERS,
+        [
+            summary_row("POST /rescan", rescans),
+            summary_row("GET /health (baseline)", health),
+            summary_row("scandir + 2 stats/folder (floor)", floors),
+        ],
+    )
+    worst = max(percentile(clean, 95) for _, clean in results.values())
+    rescan = statistics.median(rescans)
+    print()
+    print_table(
+        ["target", "measured", "verdict"],
+        [
+            [
+                f"pick-up p95 ≤ {TARGET_PICKUP:g} s",
+                f"{ms(worst)} ms (worse way)",
+                verdict(worst <= TARGET_PICKUP),
+            ],
+            [
+                f"rescan median ≤ {TARGET_RESCAN:g} s",
+                f"{ms(rescan)} ms ({rescan / statistics.median(floors):.0f}× the floor)",
+                verdict(rescan <= TARGET_RESCAN),
+            ],
+        ],
+    )
+    if not args.keep:
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

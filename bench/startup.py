@@ -1,0 +1,145 @@
+"""Start-up with many task folders: time until every task is scheduled and the API answers.
+
+    /tmp/venv/bin/python bench/startup.py --tasks 10000 --repeat 3
+
+Target: ≤ 3 s to a GET /health that reports all tasks; peak RSS ≤ 200 MB; no thread or
+file handle per task. Baselines in the same run: a bare interpreter (`python -c pass`) and
+`tasse serve` with no task at all. Each start uses a fresh store (the SQLite file and logs
+are deleted between starts; the task folders are kept, so the page cache is warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import (
+    Server,
+    fresh_state,
+    machine_note,
+    make_tasks,
+    print_table,
+    proc_stats,
+    temp_data_dir,
+    verdict,
+)
+
+TARGET_SECONDS = 3.0
+TARGET_RSS_MB = 200
+
+
+def bare_interpreter(samples: int) -> float:
+    """Median wall time of `python -c pass`."""
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def one_start(data_dir: Path, tasks: int, extra: list[str]) -> dict[str, float]:
+    """Start a server on `data_dir` with a fresh store; seconds to ready and process stats."""
+    fresh_state(data_dir)
+    with Server(data_dir, *extra) as server:
+        started = server.start()
+        ready = server.wait_ready(tasks, timeout=120)
+        stats = proc_stats(server.pid)
+        time.sleep(1.0)  # let anything started in the background settle, then look again
+        later = proc_stats(server.pid)
+    return {
+        "seconds": ready - started,
+        "hwm_mb": max(stats["VmHWM"], later["VmHWM"]) / 1024,
+        "rss_mb": later["VmRSS"] / 1024,
+        "threads": max(stats["Threads"], later["Threads"]),
+        "fds": max(stats["fds"], later["fds"]),
+    }
+
+
+def measure(data_dir: Path, tasks: int, repeat: int, extra: list[str]) -> dict[str, float]:
+    """Medians (peaks for memory, threads, fds) over `repeat` starts."""
+    starts = [one_start(data_dir, tasks, extra) for _ in range(repeat)]
+    times = [s["seconds"] for s in starts]
+    print(f"  {tasks} tasks: " + ", ".join(f"{t:.2f} s" for t in times), flush=True)
+    return {
+        "seconds": statistics.median(times),
+        "min": min(times),
+        "max": max(times),
+        "hwm_mb": max(s["hwm_mb"] for s in starts),
+        "rss_mb": max(s["rss_mb"] for s in starts),
+        "threads": max(s["threads"] for s in starts),
+        "fds": max(s["fds"] for s in starts),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3, help="starts per configuration")
+    parser.add_argument("--log-level", help="passed to tasse serve (default: its own, INFO)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data folders")
+    args = parser.parse_args()
+    extra = ["--log-level", args.log_level] if args.log_level else []
+
+    print(machine_note())
+    empty_dir, full_dir = temp_data_dir("startup-empty"), temp_data_dir("startup")
+    made = make_tasks(full_dir / "tasks", args.tasks)
+    print(f"created {args.tasks} task folders in {made:.1f} s under {full_dir}", flush=True)
+
+    bare = bare_interpreter(10)
+    empty = measure(empty_dir, 0, args.repeat, extra)
+    full = measure(full_dir, args.tasks, args.repeat, extra)
+
+    rows = []
+    for label, result in ((f"{args.tasks} tasks", full), ("0 tasks (baseline)", empty)):
+        rows.append(
+            [
+                label,
+                f"{result['seconds']:.2f}",
+                f"{result['min']:.2f}–{result['max']:.2f}",
+                f"{result['hwm_mb']:.0f}",
+                f"{result['rss_mb']:.0f}",
+                int(result["threads"]),
+                int(result["fds"]),
+            ]
+        )
+    rows.append(["python -c pass (baseline)", f"{bare:.3f}", "", "", "", "", ""])
+    print()
+    headers = ["", "ready s (median)", "range", "peak RSS MB", "RSS MB", "threads", "open fds"]
+    print_table(headers, rows)
+
+    extra_threads = full["threads"] - empty["threads"]
+    extra_fds = full["fds"] - empty["fds"]
+    print()
+    print_table(
+        ["target", "measured", "verdict"],
+        [
+            [
+                f"ready ≤ {TARGET_SECONDS:g} s",
+                f"{full['seconds']:.2f} s",
+                verdict(full["seconds"] <= TARGET_SECONDS),
+            ],
+            [
+                f"peak RSS ≤ {TARGET_RSS_MB} MB",
+                f"{full['hwm_mb']:.0f} MB",
+                verdict(full["hwm_mb"] <= TARGET_RSS_MB),
+            ],
+            [
+                "no thread or fd per task",
+                f"+{extra_threads:.0f} threads, +{extra_fds:.0f} fds vs 0 tasks",
+                verdict(extra_threads < 5 and extra_fds < 5),
+            ],
+        ],
+    )
+    if not args.keep:
+        for data_dir in (empty_dir, full_dir):
+            shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The `tasse` command as a user types it: real processes, real task folders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from tests.conftest import MakeTask
+
+
+def tasse(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tasse", *args, "--data-dir", str(data_dir)]
+        if "--" not in args
+        else [sys.executable, "-m", "tasse", args[0], "--data-dir", str(data_dir), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_run_prints_output_and_returns_the_exit_code(make_task: MakeTask, data_dir: Path) -> None:
+    make_task(
+        "job",
+        "args: [--from-yaml]\n",
+        script="""
+        import os, sys
+        print("args", sys.argv[1:], "param", os.environ["TASSE_PARAM_WHO"])
+        print("trigger", os.environ["TASSE_TRIGGER"])
+        sys.exit(3)
+    """,
+    )
+    result = tasse(data_dir, "run", "job", "--param", "who=Ada", "--", "--extra")
+    assert result.returncode == 3
+    assert "args ['--from-yaml', '--extra'] param Ada" in result.stdout
+    assert "trigger manual" in result.stdout
+
+
+def test_run_unknown_task_says_so(data_dir: Path) -> None:
+    result = tasse(data_dir, "run", "ghost")
+    assert result.returncode == 1
+    assert "ghost" in result.stderr
+
+
+def test_validate_lists_each_broken_task_and_fails(make_task: MakeTask, data_dir: Path) -> None:
+    make_task("good", "scheduler: {trigger: interval, seconds: 5}\n")
+    make_task("typo", "scheduler: {trigger: interval, secondz: 5}\n")
+    make_task("late", "scheduler: {trigger: cron, hour: 25}\n")
+    (data_dir / "tasks" / "bad name").mkdir()
+    result = tasse(data_dir, "validate")
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert any(
+        "'typo'" in line and "scheduler.secondz" in line and "unknown key" in line for line in lines
+    )
+    assert any("'late'" in line and "scheduler.hour" in line and "25" in line for line in lines)
+    assert any("'bad name'" in line for line in lines)
+    assert "1 task(s) valid, 3 broken" in result.stderr
+
+
+def test_validate_passes_on_good_tasks(make_task: MakeTask, data_dir: Path) -> None:
+    make_task("good", "scheduler: {trigger: interval, seconds: 5}\n")
+    result = tasse(data_dir, "validate")
+    assert result.returncode == 0, result.stdout
+
+
+def test_list_and_next(make_task: MakeTask, data_dir: Path) -> None:
+    make_task("daily", "timezone: Europe/Berlin\nscheduler: {trigger: cron, hour: 6, minute: 30}\n")
+    make_task("adhoc", None)
+    listing = tasse(data_dir, "list")
+    assert listing.returncode == 0
+    assert "adhoc" in listing.stdout
+    assert "on demand" in listing.stdout
+    upcoming = tasse(data_dir, "next", "daily", "--count", "3")
+    times = [datetime.fromisoformat(line) for line in upcoming.stdout.split()]
+    assert len(times) == 3
+    assert all((t.hour, t.minute, t.utcoffset() is not None) == (6, 30, True) for t in times)
+
+
+def test_bad_setting_is_named(data_dir: Path) -> None:
+    result = tasse(data_dir, "serve", "--http-listen-address", "nowhere")
+    assert result.returncode == 2
+    assert "http_listen_address" in result.stderr
+    assert "nowhere" in result.stderr
