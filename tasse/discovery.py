@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,12 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: (folder mtime, task.yaml mtime, task.yaml size): adding, removing or renaming a file
 #: changes the folder's mtime; editing task.yaml in place changes its own.
 Fingerprint = tuple[int, int, int]
+#: remembered for a folder changed in the last moments: never equal to a real fingerprint
+RECENT: Fingerprint = (-1, -1, -1)
+#: a change this recent may be followed by another within the same timestamp tick on
+#: filesystems with coarse clocks (FAT, SMB, some bind mounts), which the fingerprint
+#: could not tell apart; such folders are parsed again at the next scan (as git does).
+RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Scan:
 def scan(tasks_dir: Path, known: Mapping[str, Fingerprint], only: set[str] | None = None) -> Scan:
     """Visit the task folders (all, or the names in `only`); parse the ones that changed."""
     result = Scan()
+    racy_after = time.time_ns() - RACY_NS
     for name, folder in _folders(tasks_dir, only):
         if not _NAME.match(name):
             result.rejected.append(name)
@@ -53,7 +61,7 @@ def scan(tasks_dir: Path, known: Mapping[str, Fingerprint], only: set[str] | Non
             fingerprint = folder_fingerprint(folder)
         except OSError:
             continue  # vanished between listing and looking: it counts as removed
-        result.fingerprints[name] = fingerprint
+        result.fingerprints[name] = RECENT if max(fingerprint[:2]) > racy_after else fingerprint
         if known.get(name) != fingerprint:
             result.loaded[name] = load_or_error(folder)
     candidates = set(known) if only is None else set(known) & only

@@ -48,7 +48,9 @@ class Registry:
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
 
-    def apply(self, scan: Scan, prepared: dict[str, Prepared], full: bool) -> RescanReport:
+    def apply(
+        self, scan: Scan, prepared: dict[str, Prepared], only: set[str] | None = None
+    ) -> RescanReport:
         """Take in a scan (with each loaded folder prepared); report what changed."""
         report = RescanReport()
         for name, result in prepared.items():
@@ -62,8 +64,7 @@ class Registry:
             report.removed.append(name)
             logger.info("task %s removed", name)
         self.fingerprints.update(scan.fingerprints)
-        if full:
-            self._note_rejected(scan.rejected)
+        self._note_rejected(scan.rejected, only)
         report.errors = self.errors()
         return report
 
@@ -93,11 +94,13 @@ class Registry:
             name, old.task if old else None, old.triggers if old else (), error
         )
 
-    def _note_rejected(self, names: list[str]) -> None:
+    def _note_rejected(self, names: list[str], only: set[str] | None) -> None:
+        # A targeted scan speaks only for the folders it visited.
+        kept = {} if only is None else {n: e for n, e in self.rejected.items() if n not in only}
         current = {
             name: f"folder {name!r} is not a task: names must match {TASK_NAME_PATTERN}"
             for name in names
         }
         for name in current.keys() - self.rejected.keys():
             logger.warning("%s", current[name])
-        self.rejected = current
+        self.rejected = {**kept, **current}

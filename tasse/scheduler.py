@@ -84,7 +84,8 @@ def upcoming(triggers: Sequence[BaseTrigger], count: int, now: datetime) -> list
             fire = trigger.get_next_fire_time(previous, previous or now)
             if fire is None:
                 break
-            times.add(fire)
+            if fire >= now:  # a date trigger offers its date even once it has passed
+                times.add(fire)
             previous = fire
     return sorted(times)[:count]
 

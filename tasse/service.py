@@ -82,6 +82,8 @@ class Tasse:
     async def stop(self) -> None:
         """Stop firing and watching, stop live runs, and close the store."""
         self.scheduler.shutdown()
+        if self._pending_timer is not None:
+            self._pending_timer.cancel()
         if self._watcher is not None:
             self._watcher.stop()
         for task in self._background:
@@ -96,7 +98,7 @@ class Tasse:
         async with self._rescan_lock:
             known = dict(self.registry.fingerprints)
             scan, prepared = await asyncio.to_thread(self._scan, known, only)
-            report = self.registry.apply(scan, prepared, full=only is None)
+            report = self.registry.apply(scan, prepared, only)
             for name in report.removed:
                 self.scheduler.unschedule(name)
             for name in report.added + report.changed:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -48,7 +50,7 @@ def make_task(data_dir: Path) -> MakeTask:
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
     """Settings for a test: its own data folder, fast stops, the file watcher on."""
-    return Settings(data_dir=data_dir, kill_grace=1.0, debounce=0.05, _env_file=None)  # type: ignore[call-arg]
+    return Settings(data_dir=data_dir, kill_grace=1.0, debounce=0.05, _env_file=None)
 
 
 @pytest.fixture
@@ -60,3 +62,14 @@ async def tasse(settings: Settings) -> AsyncIterator[Tasse]:
         yield service
     finally:
         await service.stop()
+
+
+def settle(folder: Path, seconds_ago: float = 10.0) -> None:
+    """Date every file and folder below `folder` back, as if written a while ago.
+
+    Discovery re-reads folders changed in the last two seconds at every scan (a coarse
+    filesystem clock could hide a second edit); settled folders count as unchanged.
+    """
+    moment = time.time() - seconds_ago
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (moment, moment))

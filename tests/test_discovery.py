@@ -13,7 +13,7 @@ from tasse import discovery
 from tasse.errors import TaskConfigError
 from tasse.models import IntervalSpec, Task
 from tasse.service import prepare
-from tests.conftest import MakeTask
+from tests.conftest import MakeTask, settle
 
 INTERVAL_10S = """
     scheduler:
@@ -358,6 +358,7 @@ def test_an_unchanged_rescan_parses_nothing(make_task: MakeTask, tasks_dir: Path
     make_task("one", yaml=INTERVAL_10S)
     make_task("two")
     make_task("broken", yaml="scheduler: [")
+    settle(tasks_dir)
     first = discovery.scan(tasks_dir, {})
 
     again = discovery.scan(tasks_dir, first.fingerprints)
@@ -370,6 +371,7 @@ def test_an_unchanged_rescan_parses_nothing(make_task: MakeTask, tasks_dir: Path
 def test_an_in_place_edit_of_task_yaml_is_picked_up(make_task: MakeTask, tasks_dir: Path) -> None:
     folder = make_task("edited", yaml=INTERVAL_10S)
     make_task("other")
+    settle(tasks_dir)
     first = discovery.scan(tasks_dir, {})
 
     (folder / "task.yaml").write_text("scheduler: {trigger: interval, minutes: 5}\n")
@@ -382,11 +384,6 @@ def test_an_in_place_edit_of_task_yaml_is_picked_up(make_task: MakeTask, tasks_d
     assert task.spec.scheduler.minutes == 5
 
 
-@pytest.mark.xfail(
-    reason="BUG: the fingerprint (folder mtime, task.yaml mtime, size) misses a same-size edit "
-    "made within the filesystem's timestamp granularity; the edit is then never applied",
-    strict=True,
-)
 def test_a_same_size_edit_within_one_timestamp_tick_is_picked_up(
     make_task: MakeTask, tasks_dir: Path
 ) -> None:
@@ -418,6 +415,7 @@ def test_adding_the_missing_entrypoint_is_picked_up(make_task: MakeTask, tasks_d
 def test_a_removed_folder_is_reported(make_task: MakeTask, tasks_dir: Path) -> None:
     gone = make_task("gone")
     make_task("kept")
+    settle(tasks_dir)
     first = discovery.scan(tasks_dir, {})
 
     shutil.rmtree(gone)
@@ -451,6 +449,7 @@ def test_a_targeted_scan_reports_a_named_folder_that_is_gone(
 ) -> None:
     gone = make_task("gone")
     make_task("kept")
+    settle(tasks_dir)
     first = discovery.scan(tasks_dir, {})
     shutil.rmtree(gone)
 

@@ -12,7 +12,7 @@ from tasse import discovery
 from tasse.models import IntervalSpec
 from tasse.registry import Registry, RescanReport
 from tasse.service import prepare
-from tests.conftest import MakeTask
+from tests.conftest import MakeTask, settle
 
 EVERY_10S = "scheduler: {trigger: interval, seconds: 10}\n"
 EVERY_20S = "scheduler: {trigger: interval, seconds: 20}\n"
@@ -32,7 +32,7 @@ def rescan(registry: Registry, tasks_dir: Path, only: set[str] | None = None) ->
     """One pass as the service does it: scan, build triggers, apply."""
     scan = discovery.scan(tasks_dir, registry.fingerprints, only)
     prepared = {name: prepare(result, "UTC") for name, result in scan.loaded.items()}
-    return registry.apply(scan, prepared, full=only is None)
+    return registry.apply(scan, prepared, only)
 
 
 def seconds_of(registry: Registry, name: str) -> float:
@@ -102,6 +102,7 @@ def test_a_new_fingerprint_with_the_same_content_is_not_a_change(
     make_task: MakeTask, tasks_dir: Path, registry: Registry, touch: Callable[[Path], object]
 ) -> None:
     folder = make_task("alpha", yaml=EVERY_10S)
+    settle(tasks_dir)
     rescan(registry, tasks_dir)
     before = dict(registry.fingerprints)
 
