@@ -27,7 +27,7 @@ class LogLayout:
 
     def run_log(self, task: str, run_id: str) -> Path:
         """One run's raw output."""
-        if not _RUN_ID.match(run_id):
+        if not _RUN_ID.fullmatch(run_id):
             raise ValueError(f"{run_id!r} is not a run id")
         return self.logs_dir / task / "runs" / f"{run_id}.log"
 
@@ -76,8 +76,11 @@ class RunLogWriter:
 
     def close(self) -> None:
         """Flush a last line without newline and close both files; followers then stop."""
-        if self._partial:
-            self.write(b"\n")
+        if self._partial and self._task_file is not None:
+            # The task's last line had no newline: log.txt gets the line, the raw log
+            # stays exactly what the task printed.
+            self._task_file.write(_timestamp() + self._prefix + self._partial + b"\n")
+            self._partial = b""
         for file in (self._run_file, self._task_file):
             if file is not None:
                 file.close()

@@ -110,7 +110,7 @@ class RunProcess:
         """Wait for the run to end by itself, by timeout or by `stop()`; return the outcome."""
         assert self._process is not None
         pump = asyncio.create_task(self._pump())
-        exited = asyncio.create_task(self._process.wait())
+        exited = asyncio.create_task(self._exit_code(pump))
         stopping = asyncio.create_task(self._stop_requested.wait())
         done, _ = await asyncio.wait(
             {exited, stopping}, timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED
@@ -121,7 +121,27 @@ class RunProcess:
             status = RunStatus.cancelled if stopping in done else RunStatus.timed_out
             await self._terminate(exited)
         await self._drain(pump)
-        return self._outcome(status, await exited)
+        code = await exited
+        self._close_pipes()
+        return self._outcome(status, code)
+
+    async def _exit_code(self, pump: asyncio.Task[None]) -> int:
+        # On Python 3.11, Process.wait() returns only once the output pipe has closed as
+        # well, so a background child that keeps the pipe open would hang it. The pipe
+        # closing is the fast path; a short poll of the exit status covers the rest.
+        assert self._process is not None
+        while self._process.returncode is None:
+            if pump.done():
+                return await self._process.wait()
+            await asyncio.wait({pump}, timeout=0.05)
+        return self._process.returncode
+
+    def _close_pipes(self) -> None:
+        # A process that escaped the group (its own setsid) may still hold the pipe; close
+        # our end so the transport is released now rather than at garbage collection.
+        transport = getattr(self._process, "_transport", None)
+        if transport is not None:
+            transport.close()
 
     def _outcome(self, stopped_as: RunStatus | None, code: int) -> Outcome:
         if stopped_as is RunStatus.timed_out:
@@ -145,8 +165,8 @@ class RunProcess:
         self._signal_group(signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(exited), self._kill_grace)
-        if not exited.done():
-            self._signal_group(signal.SIGKILL)
+        # Also when the main process obeyed: children that ignore SIGTERM must not outlive it.
+        self._signal_group(signal.SIGKILL)
 
     async def _drain(self, pump: asyncio.Task[None]) -> None:
         # Normally the pipe closes when the process exits. If something it started still

@@ -60,6 +60,7 @@ class Tasse:
                 "%d run(s) were unfinished when the server last stopped: recorded as interrupted",
                 interrupted,
             )
+            self.dispatcher.last_runs = self.store.latest_by_task()
         self.settings.tasks_dir.mkdir(parents=True, exist_ok=True)
         report = await self.rescan()
         self.scheduler.start()

@@ -119,7 +119,8 @@ def test_readme_helloworld_is_scheduled_and_logs(server: Server) -> None:
     server.task("helloworld", "scheduler: {trigger: interval, seconds: 1}\n")
     log = server.data_dir / "logs" / "helloworld" / "log.txt"
     wait_until(lambda: log.exists() and "Hello world" in log.read_text(), timeout=10)
-    task = server.http.get("/tasks/helloworld").json()
+    # The line is written while the run is still running; its record follows at exit.
+    task = wait_until(lambda: (t := server.http.get("/tasks/helloworld").json())["last_run"] and t)
     assert task["schedules"] == [{"trigger": "interval", "seconds": 1.0}]
     assert task["last_run"]["trigger"] == "schedule"
 
