@@ -6,7 +6,17 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from tasse.discovery import TASK_FILE
@@ -15,6 +25,18 @@ logger = logging.getLogger(__name__)
 
 #: event types that change what a folder holds (and so its mtime)
 _STRUCTURAL = {"created", "deleted", "moved"}
+#: What the kernel is asked to report. Not opens, reads or each write: Tasse's own scans
+#: read every task.yaml, and running tasks write into their folders; those events would
+#: flood the queue. A finished write (close) is enough to see an edited task.yaml.
+_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+]
 
 
 def affected_task(tasks_dir: Path, path: str, event_type: str) -> str | None:
@@ -38,8 +60,6 @@ class _Forwarder(FileSystemEventHandler):
         self._on_change = on_change
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path:
                 name = affected_task(self._tasks_dir, str(path), event.event_type)
@@ -58,7 +78,10 @@ class TasksWatcher:
         self._observer = Observer()
         self._observer.daemon = True
         self._observer.schedule(
-            _Forwarder(self._tasks_dir, on_change), str(self._tasks_dir), recursive=True
+            _Forwarder(self._tasks_dir, on_change),
+            str(self._tasks_dir),
+            recursive=True,
+            event_filter=_EVENTS,
         )
 
     def start(self) -> None:
