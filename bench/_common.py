@@ -29,16 +29,21 @@ TASSE = Path(sys.executable).with_name("tasse")
 
 
 def fixture_yaml(index: int) -> str:
-    """A small task.yaml: a mix of interval and cron schedules, as `scheduler:` or `schedules:`.
+    """A small task.yaml: interval or cron, as `scheduler:` or `schedules:`, all different.
 
-    None of them fires during a benchmark: intervals of hours, crons on the 1st of January.
+    None fires during a benchmark (intervals of an hour or more, crons on the 1st of
+    January); schedules differ from task to task, so no cache of equal ones flatters Tasse.
+    (Crontab strings like "5 4 1 1 *" are not supported yet, so only the mapping forms.)
     """
     kind = index % 4
+    hour, minute = (index // 60) % 24, index % 60
     if kind in (0, 1):
-        return f"scheduler:\n  trigger: interval\n  hours: {1 + index % 24}\n"
-    if kind == 2:  # (crontab strings like "5 4 1 1 *" are not supported yet)
-        return f"schedules:\n  - {{trigger: cron, month: 1, day: 1, hour: {index % 24}}}\n"
-    return f"scheduler:\n  trigger: cron\n  month: 1\n  day: 1\n  minute: {index % 60}\n"
+        return f"scheduler:\n  trigger: interval\n  minutes: {60 + index}\n"
+    if kind == 2:
+        cron = f"{{trigger: cron, month: 1, day: 1, hour: {hour}, minute: {minute}}}"
+        return f"schedules:\n  - {cron}\n"
+    cron = f"trigger: cron\n  month: 1\n  day: 1\n  hour: {hour}\n  minute: {minute}\n"
+    return f"scheduler:\n  {cron}"
 
 
 def write_task(
@@ -156,6 +161,11 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
+    def log_count(self, text: str) -> int:
+        """How many lines of the server's output contain `text`."""
+        with self.log_path.open(errors="replace") as log:
+            return sum(text in line for line in log)
+
 
 def proc_stats(pid: int) -> dict[str, int]:
     """Peak and current RSS (KiB), threads and open file descriptors of a process."""
@@ -166,6 +176,16 @@ def proc_stats(pid: int) -> dict[str, int]:
             stats[key] = int(value.split()[0])
     stats["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
     return stats
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: what watchdog logs when the kernel's inotify queue overflowed (events were lost)
+OVERFLOW = "Inotify queue overflowed; reconciling"
 
 
 # -- numbers and tables ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ stat calls per folder that change detection needs, done in this process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import httpx
 from _common import (
+    OVERFLOW,
     SUMMARY_HEADERS,
     Server,
     machine_note,
@@ -43,12 +45,14 @@ TARGET_RESCAN = 0.5
 NEW_TASK_YAML = "scheduler:\n  trigger: interval\n  hours: 6\n"
 
 
-def pick_up(client: httpx.Client, tasks_dir: Path, name: str, atomic: bool) -> tuple[float, float]:
-    """Create a task folder; seconds until it is known (200), and until it is known without error."""
+def pick_up(
+    client: httpx.Client, tasks_dir: Path, name: str, atomic: bool, timeout: float
+) -> tuple[float, float]:
+    """Create a task folder; seconds until GET /tasks/<name> is 200, and 200 without error."""
     write_task(tasks_dir, name, NEW_TASK_YAML, "print('new')\n", atomic=atomic)
     complete = time.perf_counter()
     known = None
-    deadline = complete + 60
+    deadline = complete + timeout
     while time.perf_counter() < deadline:
         answer = client.get(f"/tasks/{name}")
         now = time.perf_counter()
@@ -57,7 +61,7 @@ def pick_up(client: httpx.Client, tasks_dir: Path, name: str, atomic: bool) -> t
             if answer.json()["error"] is None and answer.json()["next_run_at"]:
                 return known - complete, now - complete
         time.sleep(0.01)
-    raise TimeoutError(f"task {name} was not picked up within 60 s")
+    raise TimeoutError(f"task {name} was not picked up within {timeout:g} s")
 
 
 def fs_floor(tasks_dir: Path) -> float:
@@ -66,10 +70,8 @@ def fs_floor(tasks_dir: Path) -> float:
     for entry in os.scandir(tasks_dir):
         if entry.is_dir() and not entry.name.startswith("."):
             os.stat(entry.path)
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.stat(os.path.join(entry.path, "task.yaml"))
-            except FileNotFoundError:
-                pass
     return time.perf_counter() - started
 
 
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=20, help="new folders per way of writing")
     parser.add_argument("--rescans", type=int, default=9)
+    parser.add_argument("--timeout", type=float, default=45, help="seconds per pick-up, at most")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
     args = parser.parse_args()
 
@@ -98,21 +101,27 @@ def main() -> None:
         for index in range(args.samples):
             for way in ("atomic", "in place"):
                 name = f"new-{way.replace(' ', '')}-{index:03d}"
-                known, clean = pick_up(client, tasks_dir, name, atomic=way == "atomic")
+                atomic = way == "atomic"
+                known, clean = pick_up(client, tasks_dir, name, atomic, args.timeout)
                 results[way][0].append(known)
                 results[way][1].append(clean)
+                print(f"  {name}: {ms(known)} ms, {ms(clean)} ms without error", flush=True)
                 time.sleep(random.uniform(0.2, 0.6))  # not in step with the debounce
         known_tasks = args.tasks + 2 * args.samples
+        # Untimed: folders changed in the last 2 s are re-read by the next scan, by design.
+        client.post("/rescan").raise_for_status()
         for _ in range(args.rescans):
             started = time.perf_counter()
             answer = client.post("/rescan")
             rescans.append(time.perf_counter() - started)
             report = answer.raise_for_status().json()
-            assert not (report["added"] or report["changed"] or report["removed"]), report
+            changes = report["added"] + report["changed"] + report["removed"]
+            assert not changes, f"folders changed under the benchmark: {changes}"
             started = time.perf_counter()
             client.get("/health").raise_for_status()
             health.append(time.perf_counter() - started)
         assert client.get("/health").json()["tasks"] == known_tasks
+        overflows = server.log_count(OVERFLOW)
     floors = [fs_floor(tasks_dir) for _ in range(args.rescans)]
 
     print(f"\npick-up of a new folder with {args.tasks} tasks loaded (ms)")
@@ -121,6 +130,8 @@ def main() -> None:
         rows.append(summary_row(f"{way}: 200", known))
         rows.append(summary_row(f"{way}: 200, no error", clean))
     print_table(SUMMARY_HEADERS, rows)
+
+    print(f"inotify queue overflows reported by the server during the run: {overflows}")
 
     print(f"\nPOST /rescan, {known_tasks} unchanged folders (ms)")
     print_table(
@@ -144,7 +155,7 @@ def main() -> None:
             ],
             [
                 f"rescan median ≤ {TARGET_RESCAN:g} s",
-                f"{ms(rescan)} ms ({rescan / statistics.median(floors):.0f}× the floor)",
+                f"{ms(rescan)} ms ({rescan / statistics.median(floors):.0f} x the floor)",
                 verdict(rescan <= TARGET_RESCAN),
             ],
         ],

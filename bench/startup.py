@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 from _common import (
+    OVERFLOW,
     Server,
+    cpu_seconds,
     fresh_state,
     machine_note,
     make_tasks,
@@ -31,6 +33,8 @@ from _common import (
 
 TARGET_SECONDS = 3.0
 TARGET_RSS_MB = 200
+#: how long the ready server is watched for CPU use
+IDLE_SECONDS = 3.0
 
 
 def bare_interpreter(samples: int) -> float:
@@ -50,10 +54,19 @@ def one_start(data_dir: Path, tasks: int, extra: list[str]) -> dict[str, float]:
         started = server.start()
         ready = server.wait_ready(tasks, timeout=120)
         stats = proc_stats(server.pid)
-        time.sleep(1.0)  # let anything started in the background settle, then look again
+        # An idle server should be idle: CPU used in the seconds after it became ready.
+        time.sleep(IDLE_SECONDS / 2)
+        cpu = cpu_seconds(server.pid)
+        time.sleep(IDLE_SECONDS)
+        idle_cpu = (cpu_seconds(server.pid) - cpu) / IDLE_SECONDS
         later = proc_stats(server.pid)
+        overflows = server.log_count(OVERFLOW)
+        errors = server.health["errors"]
     return {
         "seconds": ready - started,
+        "idle_cpu": idle_cpu,
+        "overflows": overflows,
+        "errors": errors,
         "hwm_mb": max(stats["VmHWM"], later["VmHWM"]) / 1024,
         "rss_mb": later["VmRSS"] / 1024,
         "threads": max(stats["Threads"], later["Threads"]),
@@ -74,6 +87,9 @@ def measure(data_dir: Path, tasks: int, repeat: int, extra: list[str]) -> dict[s
         "rss_mb": max(s["rss_mb"] for s in starts),
         "threads": max(s["threads"] for s in starts),
         "fds": max(s["fds"] for s in starts),
+        "idle_cpu": max(s["idle_cpu"] for s in starts),
+        "overflows": max(s["overflows"] for s in starts),
+        "errors": max(s["errors"] for s in starts),
     }
 
 
@@ -101,16 +117,20 @@ def main() -> None:
             [
                 label,
                 f"{result['seconds']:.2f}",
-                f"{result['min']:.2f}–{result['max']:.2f}",
+                f"{result['min']:.2f}-{result['max']:.2f}",
                 f"{result['hwm_mb']:.0f}",
                 f"{result['rss_mb']:.0f}",
                 int(result["threads"]),
                 int(result["fds"]),
+                f"{result['idle_cpu']:.0%}",
+                int(result["overflows"]),
+                int(result["errors"]),
             ]
         )
-    rows.append(["python -c pass (baseline)", f"{bare:.3f}", "", "", "", "", ""])
+    rows.append(["python -c pass (baseline)", f"{bare:.3f}"] + [""] * 8)
     print()
     headers = ["", "ready s (median)", "range", "peak RSS MB", "RSS MB", "threads", "open fds"]
+    headers += ["CPU when idle", "inotify overflows", "task errors"]
     print_table(headers, rows)
 
     extra_threads = full["threads"] - empty["threads"]
@@ -133,6 +153,11 @@ def main() -> None:
                 "no thread or fd per task",
                 f"+{extra_threads:.0f} threads, +{extra_fds:.0f} fds vs 0 tasks",
                 verdict(extra_threads < 5 and extra_fds < 5),
+            ],
+            [
+                "idle after start-up (not a stated target)",
+                f"{full['idle_cpu']:.0%} of a core, {full['overflows']:.0f} inotify overflows",
+                verdict(full["idle_cpu"] < 0.05),
             ],
         ],
     )
