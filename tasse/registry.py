@@ -65,6 +65,7 @@ class Registry:
             logger.info("task %s removed", name)
         self.fingerprints.update(scan.fingerprints)
         self._note_rejected(scan.rejected, only)
+        _log_changes(report)
         report.errors = self.errors()
         return report
 
@@ -80,10 +81,8 @@ class Registry:
         self.entries[name] = TaskEntry(name, task, triggers)
         if old is None:
             report.added.append(name)
-            logger.info("task %s added", name)
         elif old.task != task or old.error is not None:
             report.changed.append(name)
-            logger.info("task %s changed", name)
 
     def _set_error(self, name: str, error: TaskConfigError) -> None:
         old = self.entries.get(name)
@@ -104,3 +103,13 @@ class Registry:
         for name in current.keys() - self.rejected.keys():
             logger.warning("%s", current[name])
         self.rejected = {**kept, **current}
+
+
+def _log_changes(report: RescanReport) -> None:
+    # One line per task for everyday edits; one line in all for a first load of thousands.
+    for kind, names in (("added", report.added), ("changed", report.changed)):
+        if len(names) > 20:
+            logger.info("%d tasks %s", len(names), kind)
+        else:
+            for name in names:
+                logger.info("task %s %s", name, kind)

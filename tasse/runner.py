@@ -8,7 +8,8 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,32 @@ class Outcome:
     status: RunStatus
     exit_code: int | None = None
     error: str | None = None
+
+
+def watch_children_on_the_loop() -> Callable[[], None]:
+    """Make asyncio wait for task processes on the event loop; returns how to undo it.
+
+    On Python 3.11 asyncio's default waits for each child on a thread of its own, which
+    costs a thread per run and milliseconds per spawn. A pidfd watcher waits on the loop
+    (Python 3.12 does so by itself).
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return lambda: None
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # kernels before 5.3, or seccomp in some containers
+        return lambda: None
+    policy = asyncio.get_event_loop_policy()
+    previous = policy.get_child_watcher()
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    policy.set_child_watcher(watcher)
+
+    def undo() -> None:
+        watcher.close()
+        policy.set_child_watcher(previous)
+
+    return undo
 
 
 def task_environment(task: Task, run: Run, request: RunRequest) -> dict[str, str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from tasse import discovery
 from tasse.dispatcher import Dispatcher
@@ -15,10 +15,11 @@ from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, Tas
 from tasse.logs import LogLayout, follow, read_chunk
 from tasse.models import Run, RunRequest, Task, TaskInfo
 from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
+from tasse.reloader import Reloader
+from tasse.runner import watch_children_on_the_loop
 from tasse.scheduler import Scheduler, build_triggers, upcoming
 from tasse.settings import Settings
 from tasse.store import RunStore
-from tasse.watcher import TasksWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,9 @@ class Tasse:
         self.dispatcher = Dispatcher(settings, self.store, self.layout)
         self.scheduler = Scheduler(self._on_fire, settings.timezone)
         self.started_at: datetime | None = None
+        self.reloader = Reloader(settings, self.rescan)
         self._rescan_lock = asyncio.Lock()
-        self._pending: set[str] = set()
-        self._pending_timer: asyncio.TimerHandle | None = None
-        self._watcher: TasksWatcher | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._unwatch_children: Callable[[], None] = lambda: None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -62,16 +61,18 @@ class Tasse:
             )
             self.dispatcher.last_runs = self.store.latest_by_task()
         self.settings.tasks_dir.mkdir(parents=True, exist_ok=True)
-        report = await self.rescan()
+        # The first load creates hundreds of thousands of long-lived objects with
+        # thousands of tasks; collecting while they are built only costs time, and
+        # frozen afterwards they no longer make every full collection a long pause.
+        gc.disable()
+        try:
+            report = await self.rescan()
+        finally:
+            gc.freeze()
+            gc.enable()
+        self._unwatch_children = watch_children_on_the_loop()
         self.scheduler.start()
-        if self.settings.watch:
-            loop = asyncio.get_running_loop()
-            self._watcher = TasksWatcher(
-                self.settings.tasks_dir,
-                lambda name: self._from_thread(loop, name),
-            )
-            self._watcher.start()
-        self._spawn(self._poll())
+        self.reloader.start()
         self.started_at = datetime.now(UTC)
         logger.info(
             "Tasse started: %d task(s), %d error(s), data in %s",
@@ -83,13 +84,9 @@ class Tasse:
     async def stop(self) -> None:
         """Stop firing and watching, stop live runs, and close the store."""
         self.scheduler.shutdown()
-        if self._pending_timer is not None:
-            self._pending_timer.cancel()
-        if self._watcher is not None:
-            self._watcher.stop()
-        for task in self._background:
-            task.cancel()
+        await self.reloader.stop()
         await self.dispatcher.shutdown()
+        self._unwatch_children()
         self.store.close()
 
     # -- discovery ---------------------------------------------------------------------------
@@ -116,38 +113,6 @@ class Tasse:
         scan = discovery.scan(self.settings.tasks_dir, known, only)
         zone = self.settings.timezone
         return scan, {name: prepare(result, zone) for name, result in scan.loaded.items()}
-
-    def _from_thread(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
-        loop.call_soon_threadsafe(self._folder_changed, name)
-
-    def _folder_changed(self, name: str) -> None:
-        # Collect names for a short window so a burst of events (an editor's save, a
-        # `cp -r`) becomes one rescan, started at most `debounce` after the first event.
-        self._pending.add(name)
-        if self._pending_timer is None:
-            self._pending_timer = asyncio.get_running_loop().call_later(
-                self.settings.debounce, self._rescan_pending
-            )
-
-    def _rescan_pending(self) -> None:
-        names, self._pending, self._pending_timer = self._pending, set(), None
-        self._spawn(self._rescan_quietly(names))
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.rescan_interval)
-            await self._rescan_quietly(None)
-
-    async def _rescan_quietly(self, only: set[str] | None) -> None:
-        try:
-            await self.rescan(only)
-        except Exception:
-            logger.exception("rescan of %s failed", sorted(only) if only else "all tasks")
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # -- tasks -------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from watchdog.observers import Observer
 from tasse.discovery import TASK_FILE
 
 logger = logging.getLogger(__name__)
+
+# watchdog warns when a folder created while its recursive watch is being set up is
+# already watched; it simply keeps one watch, so there is nothing for a user to do.
+warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, "watchdog")
 
 #: event types that change what a folder holds (and so its mtime)
 _STRUCTURAL = {"created", "deleted", "moved"}
@@ -55,7 +60,7 @@ def affected_task(tasks_dir: Path, path: str, event_type: str) -> str | None:
 
 
 class _Forwarder(FileSystemEventHandler):
-    def __init__(self, tasks_dir: Path, on_change: Callable[[str], None]):
+    def __init__(self, tasks_dir: Path, on_change: Callable[[str], object]):
         self._tasks_dir = tasks_dir
         self._on_change = on_change
 
@@ -73,7 +78,7 @@ class TasksWatcher:
     `on_change` is called on watchdog's thread; the caller hands it over to its loop.
     """
 
-    def __init__(self, tasks_dir: Path, on_change: Callable[[str], None]):
+    def __init__(self, tasks_dir: Path, on_change: Callable[[str], object]):
         self._tasks_dir = tasks_dir.resolve()
         self._observer = Observer()
         self._observer.daemon = True
