@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -18,6 +19,9 @@ from tasse.settings import Settings
 from tasse.store import RunStore
 
 logger = logging.getLogger(__name__)
+
+#: finished runs kept in memory for clients that poll them
+RECENT_RUNS = 1000
 
 
 def new_run_id(now: datetime) -> str:
@@ -45,8 +49,14 @@ class Dispatcher:
         self._active: dict[str, ActiveRun] = {}
         self._running_by_task: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._recent: OrderedDict[str, Run] = OrderedDict()
         #: each task's newest run, so listing 10,000 tasks needs no query
         self.last_runs: dict[str, Run] = store.latest_by_task()
+
+    def lookup(self, run_id: str) -> Run | None:
+        """A live or recently finished run from memory, so polling it costs no query."""
+        active = self._active.get(run_id)
+        return active.run if active is not None else self._recent.get(run_id)
 
     def active(self, run_id: str) -> ActiveRun | None:
         """The live run with this id, if it is still running."""
@@ -167,6 +177,9 @@ class Dispatcher:
         if self._running_by_task.get(run.task) == run.id:
             del self._running_by_task[run.task]
         self.last_runs[run.task] = run
+        self._recent[run.id] = run
+        if len(self._recent) > RECENT_RUNS:
+            self._recent.popitem(last=False)
         active.done.set()
 
     def _record_not_run(

@@ -175,10 +175,7 @@ class Tasse:
 
     def get_run(self, run_id: str) -> Run:
         """One run, live state first."""
-        active = self.dispatcher.active(run_id)
-        if active is not None:
-            return active.run
-        run = self.store.get(run_id)
+        run = self.dispatcher.lookup(run_id) or self.store.get(run_id)
         if run is None:
             raise RunNotFoundError(run_id)
         return run

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    bindparam,
     create_engine,
     event,
     func,
@@ -60,6 +61,14 @@ runs = Table(
 )
 
 _RUN_COLUMNS = tuple(runs.c.keys())
+# Built once: compiling a statement per call costs more than SQLite takes to run it.
+_INSERT = runs.insert()
+_UPDATE = (
+    runs.update()
+    .where(runs.c.id == bindparam("run_id"))
+    .values({name: bindparam(name) for name in _RUN_COLUMNS if name != "id"})
+)
+_GET = select(runs).where(runs.c.id == bindparam("run_id"))
 
 
 def make_engine(address: str) -> Engine:
@@ -102,19 +111,19 @@ class RunStore:
     def add(self, run: Run) -> None:
         """Record a new run."""
         with self.engine.begin() as connection:
-            connection.execute(runs.insert().values(**_row(run)))
+            connection.execute(_INSERT, _row(run))
 
     def update(self, run: Run) -> None:
         """Record a run's new status and times."""
         values = _row(run)
-        del values["id"]
+        values["run_id"] = values.pop("id")
         with self.engine.begin() as connection:
-            connection.execute(runs.update().where(runs.c.id == run.id).values(**values))
+            connection.execute(_UPDATE, values)
 
     def get(self, run_id: str) -> Run | None:
         """One run by id."""
         with self.engine.connect() as connection:
-            row = connection.execute(select(runs).where(runs.c.id == run_id)).first()
+            row = connection.execute(_GET, {"run_id": run_id}).first()
         return _run(row._mapping) if row else None
 
     def for_task(self, task: str, limit: int = 100, status: str | None = None) -> list[Run]:
