@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError
 from tasse.logs import LogLayout, RunLogWriter
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
-from tasse.runner import RunProcess, task_environment
+from tasse.runner import Outcome, RunProcess, task_environment
 from tasse.settings import Settings
 from tasse.store import RunStore
 
@@ -37,6 +37,8 @@ class ActiveRun:
     process: RunProcess
     writer: RunLogWriter
     done: asyncio.Event
+    #: whether the store has its row yet
+    recorded: bool = False
 
 
 class Dispatcher:
@@ -149,23 +151,31 @@ class Dispatcher:
         active = self._active[run_id]
         run = active.run
         try:
-            active.writer.open()
-            active.writer.note(f"run started ({run.trigger.value})")
-            await active.process.start()
-        except OSError as error:
-            run.status, run.error = RunStatus.failed, f"could not be started: {error}"
-            run.finished_at = datetime.now(UTC)
-            self._store.add(run)
-            self._finish(active, run)
-            return
-        # Recorded once the process is on its way, so the store's latency is not lag.
-        self._store.add(run)
-        logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
-        outcome = await active.process.wait()
+            outcome = await self._carry_out(active)
+        except Exception as error:  # a broken store or log folder must not wedge the task
+            logger.exception("run %s of task %s could not be carried out", run.id, run.task)
+            outcome = Outcome(RunStatus.failed, error=f"Tasse could not carry out the run: {error}")
         run.status, run.exit_code, run.error = outcome.status, outcome.exit_code, outcome.error
         run.finished_at = datetime.now(UTC)
-        self._store.update(run)
+        try:
+            (self._store.update if active.recorded else self._store.add)(run)
+        except Exception:
+            logger.exception("run %s of task %s: its outcome could not be stored", run.id, run.task)
         self._finish(active, run)
+
+    async def _carry_out(self, active: ActiveRun) -> Outcome:
+        run = active.run
+        active.writer.open()
+        active.writer.note(f"run started ({run.trigger.value})")
+        try:
+            await active.process.start()
+        except OSError as error:
+            return Outcome(RunStatus.failed, error=f"could not be started: {error}")
+        # Recorded once the process is on its way, so the store's latency is not lag.
+        self._store.add(run)
+        active.recorded = True
+        logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
+        return await active.process.wait()
 
     def _finish(self, active: ActiveRun, run: Run) -> None:
         summary = run.status.value + (f": {run.error}" if run.error else "")

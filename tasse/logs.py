@@ -69,8 +69,9 @@ class RunLogWriter:
         self._notify()
 
     def note(self, message: str) -> None:
-        """A line of Tasse's own in log.txt (run started, run ended)."""
-        assert self._task_file is not None
+        """A line of Tasse's own in log.txt (run started, run ended); skipped if never opened."""
+        if self._task_file is None:
+            return
         self._task_file.write(_timestamp() + self._prefix + b"-- " + message.encode() + b"\n")
         self._task_file.flush()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +196,25 @@ async def test_after_an_unclean_stop_the_task_shows_its_last_run_interrupted(
         assert last_run.status is RunStatus.interrupted
     finally:
         await service.stop()
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+async def test_a_run_that_cannot_write_its_log_fails_clearly_and_frees_the_task(
+    tasse: Tasse, make_task: MakeTask, data_dir: Path
+) -> None:
+    await add_task(tasse, make_task, "hello", script="print('hi')")
+    logs = data_dir / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.write_text("a file where the log folder should be\n")
+
+    run = await wait_final(tasse, tasse.run_now("hello", RunRequest()).id)
+
+    assert run.status is RunStatus.failed
+    assert run.error is not None
+    assert "could not carry out" in run.error
+    assert tasse.store.get(run.id) == run
+    logs.unlink()
+    again = await wait_final(tasse, tasse.run_now("hello", RunRequest()).id)
+    assert again.status is RunStatus.succeeded
