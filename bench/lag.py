@@ -1,6 +1,6 @@
 """Schedule lag: how late a scheduled run's first statement executes, against bare Python.
 
-    /tmp/venv/bin/python bench/lag.py --tasks 40 --duration 30
+    .venv/bin/python bench/lag.py --tasks 40 --duration 30
 
 40 tasks fire every second (`scheduler: {trigger: interval, seconds: 1, start_date: …}`),
 once with their start dates staggered across the second (25 ms apart) and once all at the

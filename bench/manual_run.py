@@ -1,6 +1,6 @@
 """Manual run: POST /tasks/<name>/run until the run is finished, against bare `python task.py`.
 
-    /tmp/venv/bin/python bench/manual_run.py --samples 30 --loads 0,10000
+    .venv/bin/python bench/manual_run.py --samples 30 --loads 0,10000
 
 The task is `print("hi")`. The clock starts before the POST and stops when the client
 knows the run is finished, found in one of two ways (both measured, interleaved):

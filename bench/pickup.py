@@ -1,6 +1,6 @@
 """Pick-up of a new task folder, and a full rescan, with many tasks loaded.
 
-    /tmp/venv/bin/python bench/pickup.py --tasks 10000 --samples 20
+    .venv/bin/python bench/pickup.py --tasks 10000 --samples 20
 
 Pick-up: a new folder (task.yaml + task.py) is created while the server runs, either
 atomically (built as a hidden `.tmp-<name>` folder, then renamed) or in place (mkdir, then

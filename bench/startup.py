@@ -1,6 +1,6 @@
 """Start-up with many task folders: time until every task is scheduled and the API answers.
 
-    /tmp/venv/bin/python bench/startup.py --tasks 10000 --repeat 3
+    .venv/bin/python bench/startup.py --tasks 10000 --repeat 3
 
 Target: ≤ 3 s to a GET /health that reports all tasks; peak RSS ≤ 200 MB; no thread or
 file handle per task. Baselines in the same run: a bare interpreter (`python -c pass`) and
