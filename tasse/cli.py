@@ -20,7 +20,7 @@ from tasse.errors import TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
 from tasse.registry import Prepared
 from tasse.runner import run_in_foreground
-from tasse.scheduler import upcoming
+from tasse.scheduler import crontab_trigger, upcoming
 from tasse.service import prepare
 from tasse.settings import Settings
 
@@ -87,8 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(handler=_validate)
 
-    upcoming_ = commands.add_parser("next", parents=[common], help="a task's next fire times")
-    upcoming_.add_argument("name")
+    upcoming_ = commands.add_parser(
+        "next", parents=[common], help="the next fire times of a task or a crontab line"
+    )
+    upcoming_.add_argument("name", help='a task name, or a crontab line like "*/5 * * * *"')
+    upcoming_.add_argument("--timezone", help="for a crontab line (default: the server's)")
     upcoming_.add_argument("--count", type=int, default=5)
     upcoming_.set_defaults(handler=_next)
     return parser
@@ -189,10 +192,19 @@ def _validate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _next(settings: Settings, args: argparse.Namespace) -> int:
-    task, triggers = _load(settings, args.name)
+    if " " in args.name.strip() or args.name.startswith("@"):
+        zone = args.timezone or settings.timezone
+        try:
+            triggers: Sequence[Any] = [crontab_trigger(args.name, zone)]
+        except (ValueError, KeyError) as error:
+            raise TasseError(f"crontab line {args.name!r}: {error}") from None
+        what = f"crontab line {args.name!r}"
+    else:
+        task, triggers = _load(settings, args.name)
+        what = f"task {task.name!r}"
     fires = upcoming(triggers, args.count, datetime.now(UTC))
     if not fires:
-        print(f"task {task.name!r} has no upcoming fire time (on demand only)", file=sys.stderr)
+        print(f"{what} has no upcoming fire time", file=sys.stderr)
     for fire in fires:
         print(fire.isoformat())
     return 0

@@ -165,7 +165,7 @@ def _config_error(name: str, file: Path, error: ValidationError) -> TaskConfigEr
 def _key_path(loc: tuple[int | str, ...]) -> str:
     # A tagged union puts the tag into the path (`scheduler.interval.secondz`); users
     # wrote no such key, so leave it out.
-    parts = [str(p) for p in loc if p not in ("interval", "cron", "date")]
+    parts = [str(p) for p in loc if p not in ("interval", "cron", "date", "crontab")]
     return ".".join(parts)
 
 

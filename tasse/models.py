@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
+
+from tasse.crontab import parse_crontab
 
 TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -104,13 +115,47 @@ class DateSpec(_TriggerSpec):
 TriggerSpec = Annotated[IntervalSpec | CronSpec | DateSpec, Field(discriminator="trigger")]
 
 
+def check_crontab(line: str) -> str:
+    """Accept a crontab line that Tasse can fire (see tasse.crontab)."""
+    parse_crontab(line)
+    return line
+
+
+#: a crontab line: `*/5 * * * *`, with an optional leading second and trailing year
+CrontabLine = Annotated[str, AfterValidator(check_crontab)]
+
+
+def _schedule_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "crontab"
+    if isinstance(value, dict):
+        return value.get("trigger")
+    return getattr(value, "trigger", None)
+
+
+#: one item of `schedules:`: a crontab line or a trigger mapping
+Schedule = Annotated[
+    Annotated[CrontabLine, Tag("crontab")]
+    | Annotated[IntervalSpec, Tag("interval")]
+    | Annotated[CronSpec, Tag("cron")]
+    | Annotated[DateSpec, Tag("date")],
+    Discriminator(
+        _schedule_kind,
+        custom_error_type="invalid_schedule",
+        custom_error_message="a schedule is a crontab line or a mapping with trigger: "
+        "interval, cron or date",
+    ),
+]
+
+
 class TaskSpec(_Spec):
     """What a task.yaml may say; every key is optional."""
 
     description: str = ""
     enabled: bool = True
     scheduler: TriggerSpec | None = None
-    schedules: list[TriggerSpec] = Field(default_factory=list)
+    schedule: Schedule | None = None
+    schedules: list[Schedule] = Field(default_factory=list)
     entrypoint: str | None = None
     args: list[Text] = Field(default_factory=list)
     env: dict[str, Text] = Field(default_factory=dict)
@@ -118,9 +163,14 @@ class TaskSpec(_Spec):
     timezone: TimeZoneName | None = None
 
     @property
-    def triggers(self) -> list[IntervalSpec | CronSpec | DateSpec]:
-        """Every schedule of the task: `scheduler:` first, then `schedules:`."""
-        return ([self.scheduler] if self.scheduler else []) + list(self.schedules)
+    def triggers(self) -> list[IntervalSpec | CronSpec | DateSpec | str]:
+        """Every schedule of the task: `scheduler:`, `schedule:`, then `schedules:`."""
+        first: list[IntervalSpec | CronSpec | DateSpec | str] = []
+        if self.scheduler:
+            first.append(self.scheduler)
+        if self.schedule:
+            first.append(self.schedule)
+        return first + list(self.schedules)
 
 
 class Task(_Spec):
@@ -207,7 +257,7 @@ class TaskInfo(BaseModel):
     source: Literal["folder"] = "folder"
     description: str = ""
     enabled: bool = True
-    schedules: list[dict[str, Any]] = Field(default_factory=list)
+    schedules: list[dict[str, Any] | str] = Field(default_factory=list)
     next_run_at: datetime | None = None
     last_run: Run | None = None
     error: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,9 +15,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from tasse.crontab import parse_crontab
 from tasse.discovery import TASK_FILE
 from tasse.errors import TaskConfigError
-from tasse.models import CronSpec, DateSpec, IntervalSpec, Task
+from tasse.models import CronSpec, DateSpec, IntervalSpec, Task, check_timezone
+
+#: one schedule of a task, as task.yaml gives it
+Schedule = IntervalSpec | CronSpec | DateSpec | str
 
 #: called with the task name and the fire times that came due (normally one)
 FireCallback = Callable[[str, list[datetime]], None]
@@ -29,18 +33,27 @@ logging.getLogger("apscheduler").setLevel(logging.WARNING)
 def build_triggers(task: Task, default_timezone: str) -> list[BaseTrigger]:
     """Turn every schedule of a task into an APScheduler trigger, or fail naming the key."""
     spec = task.spec
-    keyed: list[tuple[str, IntervalSpec | CronSpec | DateSpec]] = []
+    keyed: list[tuple[str, Schedule]] = []
     if spec.scheduler:
         keyed.append(("scheduler", spec.scheduler))
+    if spec.schedule:
+        keyed.append(("schedule", spec.schedule))
     keyed += [(f"schedules.{index}", item) for index, item in enumerate(spec.schedules)]
     zone = spec.timezone or default_timezone
-    return [_build_trigger(task, key, item, ZoneInfo(item.timezone or zone)) for key, item in keyed]
+    return [
+        _build_trigger(task, key, item, ZoneInfo(_zone_of(item) or zone)) for key, item in keyed
+    ]
 
 
-def _build_trigger(
-    task: Task, key: str, spec: IntervalSpec | CronSpec | DateSpec, zone: ZoneInfo
-) -> BaseTrigger:
+def _zone_of(schedule: Schedule) -> str | None:
+    # A crontab line has no zone of its own; it uses the task's (or the server's).
+    return None if isinstance(schedule, str) else schedule.timezone
+
+
+def _build_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> BaseTrigger:
     file = task.folder / TASK_FILE
+    if isinstance(spec, str):
+        return CrontabTrigger(spec, zone)  # the line was checked when task.yaml was read
     if isinstance(spec, IntervalSpec):
         if spec.period_seconds() <= 0:
             raise TaskConfigError(
@@ -75,6 +88,11 @@ def _build_cron(task: Task, key: str, spec: CronSpec, zone: ZoneInfo) -> BaseTri
         raise TaskConfigError(task.name, task.folder / TASK_FILE, str(error), key) from None
 
 
+def crontab_trigger(line: str, zone: str) -> BaseTrigger:
+    """A trigger for a crontab line in a time zone (ValueError for a bad line or zone)."""
+    return CrontabTrigger(line, ZoneInfo(check_timezone(zone)))
+
+
 def upcoming(triggers: Sequence[BaseTrigger], count: int, now: datetime) -> list[datetime]:
     """The next `count` fire times of all triggers together, in order, without duplicates."""
     times: set[datetime] = set()
@@ -88,6 +106,58 @@ def upcoming(triggers: Sequence[BaseTrigger], count: int, now: datetime) -> list
                 times.add(fire)
             previous = fire
     return sorted(times)[:count]
+
+
+class CrontabTrigger(BaseTrigger):  # type: ignore[misc]
+    """A crontab line, fired as Debian's cron fires it, also across DST changes.
+
+    A line naming fixed hours whose time falls into a skipped hour (spring forward) fires
+    once, right after the jump; in a repeated hour (fall back) it fires once, in the first
+    pass. Lines with `*` hours fire by the clock, as cron runs them.
+    """
+
+    def __init__(self, line: str, zone: ZoneInfo):
+        fields = parse_crontab(line)
+        self.line = line
+        self._fixed_hours = fields[0].hour != "*"
+        self._triggers = [CronTrigger(timezone=zone, **f.as_options()) for f in fields]
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        while True:
+            times = [t.get_next_fire_time(previous_fire_time, now) for t in self._triggers]
+            fire: datetime | None = min((t for t in times if t is not None), default=None)
+            if fire is None or not self._fixed_hours:
+                return fire
+            if not _exists(fire):
+                return _end_of_gap(fire)
+            if fire.fold == 1 and fire.replace(fold=0).astimezone(UTC) != fire.astimezone(UTC):
+                previous_fire_time = now = fire  # the hour repeats; it fired the first time
+                continue
+            return fire
+
+    def __str__(self) -> str:
+        return f"crontab[{self.line}]"
+
+
+def _exists(moment: datetime) -> bool:
+    """False for a wall time the clocks skipped (02:30 on a spring-forward night)."""
+    round_trip = moment.astimezone(UTC).astimezone(moment.tzinfo)
+    return round_trip.replace(tzinfo=None) == moment.replace(tzinfo=None)
+
+
+def _end_of_gap(moment: datetime) -> datetime:
+    """The instant the clocks jumped over `moment`'s skipped wall time."""
+    wall = moment.replace(tzinfo=None)
+    low, high = sorted(moment.replace(fold=f).astimezone(UTC) for f in (0, 1))
+    while high - low > timedelta(microseconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(moment.tzinfo).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0).astimezone(moment.tzinfo)
 
 
 class _FireExecutor(BaseExecutor):  # type: ignore[misc]

@@ -154,7 +154,10 @@ class Tasse:
             name=entry.name,
             description=task.spec.description,
             enabled=task.spec.enabled,
-            schedules=[t.model_dump(mode="json", exclude_defaults=True) for t in spec.triggers],
+            schedules=[
+                t if isinstance(t, str) else t.model_dump(mode="json", exclude_defaults=True)
+                for t in spec.triggers
+            ],
             next_run_at=self.scheduler.next_run_at(entry.name),
             last_run=last_run,
             error=error,

@@ -86,3 +86,14 @@ def test_bad_setting_is_named(data_dir: Path) -> None:
     assert result.returncode == 2
     assert "http_listen_address" in result.stderr
     assert "nowhere" in result.stderr
+
+
+def test_next_of_a_crontab_line(data_dir: Path) -> None:
+    result = tasse(data_dir, "next", "0 9 * * mon", "--timezone", "Europe/Berlin", "--count", "2")
+    assert result.returncode == 0, result.stderr
+    times = [datetime.fromisoformat(line) for line in result.stdout.split()]
+    assert [(t.weekday(), t.hour, t.minute) for t in times] == [(0, 9, 0), (0, 9, 0)]
+    bad = tasse(data_dir, "next", "0 25 * * *")
+    assert bad.returncode == 1
+    assert "hour" in bad.stderr
+    assert "25" in bad.stderr

@@ -208,12 +208,12 @@ def test_an_unknown_key_under_scheduler_is_named(make_task: MakeTask) -> None:
 
 
 def test_an_unknown_top_level_key_is_named(make_task: MakeTask) -> None:
-    folder = make_task("typo", yaml="schedule:\n  trigger: interval\n  seconds: 10\n")
+    folder = make_task("typo", yaml="schedulr:\n  trigger: interval\n  seconds: 10\n")
 
     error = error_of(folder)
 
-    assert_names_file(error, folder, "schedule")
-    assert "unknown key 'schedule'" in str(error)
+    assert_names_file(error, folder, "schedulr")
+    assert "unknown key 'schedulr'" in str(error)
 
 
 @pytest.mark.parametrize(
