@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from tasse import discovery
 from tasse.dispatcher import new_run_id
 from tasse.errors import TasseError
-from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
+from tasse.models import TASK_NAME_PATTERN, Run, RunRequest, RunStatus, RunTrigger, Task
 from tasse.registry import Prepared
 from tasse.runner import run_in_foreground
 from tasse.scheduler import crontab_trigger, upcoming
@@ -124,6 +125,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _load(settings: Settings, name: str) -> tuple[Task, tuple[Any, ...]]:
+    if not re.match(TASK_NAME_PATTERN, name):
+        raise TasseError(f"{name!r} is not a task name (it must match {TASK_NAME_PATTERN})")
     folder = settings.tasks_dir / name
     if not folder.is_dir():
         raise TasseError(f"no task folder {str(folder)!r}")
@@ -201,7 +204,8 @@ def _next(settings: Settings, args: argparse.Namespace) -> int:
         what = f"crontab line {args.name!r}"
     else:
         task, triggers = _load(settings, args.name)
-        what = f"task {task.name!r}"
+        what = f"task {task.name!r}" + ("" if task.spec.enabled else " (disabled)")
+        triggers = triggers if task.spec.enabled else []
     fires = upcoming(triggers, args.count, datetime.now(UTC))
     if not fires:
         print(f"{what} has no upcoming fire time", file=sys.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
+import stat
 import sys
 import time
 from collections.abc import Mapping
@@ -23,6 +25,11 @@ DEFAULT_ENTRYPOINTS = ("task.py", "task.sh")
 MAX_TASK_FILE_BYTES = 256 * 1024
 
 _NAME = re.compile(TASK_NAME_PATTERN)
+#: shows a bad value in an error without printing all of a huge (or alias-bombed) one
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+_short.maxlist = _short.maxdict = 5
+_short.maxlevel = 2
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: (folder mtime, task.yaml mtime, task.yaml size): adding, removing or renaming a file
@@ -123,13 +130,16 @@ def parse_spec(name: str, file: Path, data: Any) -> TaskSpec:
 
 def _read_task_file(name: str, file: Path) -> Any:
     try:
-        with file.open("rb") as stream:
-            raw = stream.read(MAX_TASK_FILE_BYTES + 1)
-            size = (
-                len(raw) if len(raw) <= MAX_TASK_FILE_BYTES else os.fstat(stream.fileno()).st_size
-            )
+        # O_NONBLOCK: a FIFO named task.yaml must not hang the scan waiting for a writer.
+        descriptor = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None  # every key is optional, so is the file
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise TaskConfigError(name, file, "is not a regular file")
+        raw = stream.read(MAX_TASK_FILE_BYTES + 1)
+        too_big = len(raw) > MAX_TASK_FILE_BYTES
+        size = os.fstat(descriptor).st_size if too_big else len(raw)
     if size > MAX_TASK_FILE_BYTES:
         raise TaskConfigError(name, file, f"is {size} bytes; the limit is {MAX_TASK_FILE_BYTES}")
     try:
@@ -155,7 +165,7 @@ def _config_error(name: str, file: Path, error: ValidationError) -> TaskConfigEr
         return TaskConfigError(name, file, f"unknown key {key.rpartition('.')[2]!r}", key)
     problem = first["msg"]
     if first["type"] != "missing":
-        problem += f" (got {first['input']!r})"
+        problem += f" (got {_short.repr(first['input'])})"
     more = error.error_count() - 1
     if more:
         problem += f"; and {more} more problem{'s' if more > 1 else ''}"

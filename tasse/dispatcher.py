@@ -154,6 +154,7 @@ class Dispatcher:
             outcome = await self._carry_out(active)
         except Exception as error:  # a broken store or log folder must not wedge the task
             logger.exception("run %s of task %s could not be carried out", run.id, run.task)
+            active.process.kill()
             outcome = Outcome(RunStatus.failed, error=f"Tasse could not carry out the run: {error}")
         run.status, run.exit_code, run.error = outcome.status, outcome.exit_code, outcome.error
         run.finished_at = datetime.now(UTC)
@@ -172,16 +173,24 @@ class Dispatcher:
         except OSError as error:
             return Outcome(RunStatus.failed, error=f"could not be started: {error}")
         # Recorded once the process is on its way, so the store's latency is not lag.
-        self._store.add(run)
-        active.recorded = True
+        try:
+            self._store.add(run)
+            active.recorded = True
+        except Exception:  # the run goes on; its row is written when it ends
+            logger.exception("run %s of task %s: its start could not be stored", run.id, run.task)
         logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
         return await active.process.wait()
 
     def _finish(self, active: ActiveRun, run: Run) -> None:
         summary = run.status.value + (f": {run.error}" if run.error else "")
-        with contextlib.suppress(OSError):
+        try:
             active.writer.note(f"run ended, {summary}")
-        active.writer.close()
+        except OSError as error:
+            logger.error(
+                "run %s of task %s: log.txt could not be written: %s", run.id, run.task, error
+            )
+        finally:
+            active.writer.close()
         logger.info("run %s of task %s ended, %s", run.id, run.task, summary)
         self._active.pop(run.id, None)
         if self._running_by_task.get(run.task) == run.id:

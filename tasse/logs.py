@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 TASK_LOG = "log.txt"
 CHUNK = 64 * 1024
+#: a line longer than this goes to log.txt in pieces
+MAX_LINE = 64 * 1024
 _RUN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
@@ -43,7 +45,8 @@ class RunLogWriter:
         self.path = layout.run_log(task, run_id)
         self._task_log_path = layout.task_log(task)
         self._prefix = f" [{run_id}] ".encode()
-        self._partial = b""  # an unfinished last line, held back until its newline arrives
+        #: an unfinished last line, held back until its newline arrives
+        self._partial = bytearray()
         self._run_file: BinaryIO | None = None
         self._task_file: BinaryIO | None = None
         self._changed = asyncio.Event()
@@ -61,12 +64,24 @@ class RunLogWriter:
         assert self._task_file is not None
         self._run_file.write(chunk)
         self._run_file.flush()
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
-        if lines:
-            stamp = _timestamp() + self._prefix
-            self._task_file.write(b"".join(stamp + line + b"\n" for line in lines))
-            self._task_file.flush()
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            # No newline (a progress bar): keep collecting, but never without bound.
+            self._partial += chunk
+            if len(self._partial) >= MAX_LINE:
+                self._write_lines([bytes(self._partial)])
+                self._partial.clear()
+        else:
+            lines = (bytes(self._partial) + chunk[:end]).split(b"\n")
+            self._partial[:] = chunk[end + 1 :]
+            self._write_lines(lines)
         self._notify()
+
+    def _write_lines(self, lines: list[bytes]) -> None:
+        assert self._task_file is not None
+        stamp = _timestamp() + self._prefix
+        self._task_file.write(b"".join(stamp + line + b"\n" for line in lines))
+        self._task_file.flush()
 
     def note(self, message: str) -> None:
         """A line of Tasse's own in log.txt (run started, run ended); skipped if never opened."""
@@ -77,16 +92,19 @@ class RunLogWriter:
 
     def close(self) -> None:
         """Flush a last line without newline and close both files; followers then stop."""
-        if self._partial and self._task_file is not None:
-            # The task's last line had no newline: log.txt gets the line, the raw log
-            # stays exactly what the task printed.
-            self._task_file.write(_timestamp() + self._prefix + self._partial + b"\n")
-            self._partial = b""
-        for file in (self._run_file, self._task_file):
-            if file is not None:
-                file.close()
-        self.closed = True
-        self._notify()
+        try:
+            if self._partial and self._task_file is not None:
+                # The task's last line had no newline: log.txt gets the line, the raw log
+                # stays exactly what the task printed.
+                self._write_lines([bytes(self._partial)])
+                self._partial.clear()
+        finally:
+            for file in (self._run_file, self._task_file):
+                if file is not None:
+                    with contextlib.suppress(OSError):
+                        file.close()
+            self.closed = True
+            self._notify()
 
     @property
     def changed(self) -> asyncio.Event:

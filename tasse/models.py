@@ -16,7 +16,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    field_validator,
+    model_validator,
 )
 
 from tasse.crontab import parse_crontab
@@ -33,7 +33,28 @@ def _scalar_to_text(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, BeforeValidator(_scalar_to_text)]
+def _passable_to_a_process(value: str) -> str:
+    # A NUL byte or a lone surrogate cannot cross into argv or the environment.
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text") from None
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_scalar_to_text), AfterValidator(_passable_to_a_process)]
+
+
+def _variable_name(name: str) -> str:
+    if not name or not name.isascii() or not name.replace("_", "a").isalnum():
+        raise ValueError(f"{name!r} is not a valid variable name (letters, digits, _)")
+    return name
+
+
+#: the name of an environment variable (or of a run parameter)
+VariableName = Annotated[str, AfterValidator(_variable_name)]
 CronField = Annotated[str, BeforeValidator(_scalar_to_text)]
 
 
@@ -51,6 +72,14 @@ def check_timezone(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 
 
+#: a hundred years: beyond it datetime arithmetic overflows, and no schedule means it
+MAX_SECONDS = 100 * 365 * 86400
+#: a finite, non-negative count of time units
+Amount = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+#: at most a day of random delay
+Jitter = Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)]
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,14 +92,23 @@ class IntervalSpec(_TriggerSpec):
     """Fire every so often (APScheduler's interval trigger)."""
 
     trigger: Literal["interval"]
-    weeks: float = Field(0, ge=0)
-    days: float = Field(0, ge=0)
-    hours: float = Field(0, ge=0)
-    minutes: float = Field(0, ge=0)
-    seconds: float = Field(0, ge=0)
+    weeks: Amount = 0
+    days: Amount = 0
+    hours: Amount = 0
+    minutes: Amount = 0
+    seconds: Amount = 0
     start_date: datetime | None = None
     end_date: datetime | None = None
-    jitter: float | None = Field(None, ge=0)
+    jitter: Jitter | None = None
+
+    @model_validator(mode="after")
+    def _sensible_length(self) -> IntervalSpec:
+        period = self.period_seconds()
+        if 0 < period < 1:
+            raise ValueError(f"an interval of {period:g} s is shorter than 1 second")
+        if period > MAX_SECONDS:
+            raise ValueError(f"an interval of {period:g} s is longer than 100 years")
+        return self
 
     def period_seconds(self) -> float:
         """The interval's length in seconds."""
@@ -97,7 +135,7 @@ class CronSpec(_TriggerSpec):
     second: CronField | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
-    jitter: float | None = Field(None, ge=0)
+    jitter: Jitter | None = None
 
     def fields(self) -> dict[str, str]:
         """The calendar fields that are set, by name."""
@@ -158,7 +196,7 @@ class TaskSpec(_Spec):
     schedules: list[Schedule] = Field(default_factory=list)
     entrypoint: str | None = None
     args: list[Text] = Field(default_factory=list)
-    env: dict[str, Text] = Field(default_factory=dict)
+    env: dict[VariableName, Text] = Field(default_factory=dict)
     timeout: float | None = Field(None, gt=0)
     timezone: TimeZoneName | None = None
 
@@ -238,16 +276,8 @@ class RunRequest(_Spec):
     """The optional body of `POST /tasks/{name}/run`."""
 
     args: list[Text] = Field(default_factory=list, max_length=1000)
-    env: dict[str, Text] = Field(default_factory=dict)
-    params: dict[str, Text] = Field(default_factory=dict)
-
-    @field_validator("env", "params")
-    @classmethod
-    def _names_are_identifiers(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not key or not key.replace("_", "a").isalnum() or not key.isascii():
-                raise ValueError(f"{key!r} is not a valid variable name (letters, digits, _)")
-        return value
+    env: dict[VariableName, Text] = Field(default_factory=dict)
+    params: dict[VariableName, Text] = Field(default_factory=dict)
 
 
 class TaskInfo(BaseModel):

@@ -182,11 +182,23 @@ class RunProcess:
             return Outcome(RunStatus.failed, code, f"killed by signal {name}")
         return Outcome(RunStatus.failed, code, f"exited with code {code}")
 
+    def kill(self) -> None:
+        """Stop the whole process group at once (when Tasse itself cannot go on with the run)."""
+        if self._process is not None:
+            self._signal_group(signal.SIGKILL)
+
     async def _pump(self) -> None:
         assert self._process is not None
         assert self._process.stdout is not None
+        failed = False
         while chunk := await self._process.stdout.read(CHUNK):
-            self._writer.write(chunk)
+            try:
+                self._writer.write(chunk)
+            except OSError as error:
+                # Keep reading (and dropping) so the task never blocks on a full pipe.
+                if not failed:
+                    logger.error("output of %s could not be logged: %s", self._argv, error)
+                failed = True
 
     async def _terminate(self, exited: asyncio.Task[int]) -> None:
         self._signal_group(signal.SIGTERM)

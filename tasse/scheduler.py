@@ -51,6 +51,17 @@ def _zone_of(schedule: Schedule) -> str | None:
 
 
 def _build_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> BaseTrigger:
+    try:
+        trigger = _make_trigger(task, key, spec, zone)
+        trigger.get_next_fire_time(None, datetime.now(UTC))  # dates beyond year 9999 fail here
+    except TaskConfigError:
+        raise
+    except (ValueError, OverflowError) as error:
+        raise TaskConfigError(task.name, task.folder / TASK_FILE, str(error), key) from None
+    return trigger
+
+
+def _make_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> BaseTrigger:
     file = task.folder / TASK_FILE
     if isinstance(spec, str):
         return CrontabTrigger(spec, zone)  # the line was checked when task.yaml was read
@@ -99,7 +110,10 @@ def upcoming(triggers: Sequence[BaseTrigger], count: int, now: datetime) -> list
     for trigger in triggers:
         previous: datetime | None = None
         for _ in range(count):
-            fire = trigger.get_next_fire_time(previous, previous or now)
+            try:
+                fire = trigger.get_next_fire_time(previous, previous or now)
+            except OverflowError:  # the calendar ends at year 9999
+                break
             if fire is None:
                 break
             if fire >= now:  # a date trigger offers its date even once it has passed

@@ -28,10 +28,13 @@ def prepare(task_or_error: Task | TaskConfigError, timezone: str) -> Prepared:
     """Build a loaded task's triggers, so a bad value (`hour: 25`) is a task error too."""
     if isinstance(task_or_error, TaskConfigError):
         return task_or_error
+    task = task_or_error
     try:
-        return task_or_error, tuple(build_triggers(task_or_error, timezone))
+        return task, tuple(build_triggers(task, timezone))
     except TaskConfigError as error:
         return error
+    except Exception as error:  # one odd task must not stop the others from loading
+        return TaskConfigError(task.name, task.folder, f"cannot be scheduled: {error!r}")
 
 
 class Tasse:
@@ -95,6 +98,11 @@ class Tasse:
         """Scan the task folders (or only the named ones) and apply what changed."""
         async with self._rescan_lock:
             known = dict(self.registry.fingerprints)
+            if only is None:
+                # Folders in error are few: read them again, in case what they lacked (an
+                # entrypoint deep inside) appeared without changing anything we stat.
+                for name in self.registry.errors():
+                    known.pop(name, None)
             scan, prepared = await asyncio.to_thread(self._scan, known, only)
             report = self.registry.apply(scan, prepared, only)
             for name in report.removed:

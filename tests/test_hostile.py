@@ -1,0 +1,130 @@
+"""Odd and hostile input found in review: each is an error on its task, never a hang or a wedge."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tasse import discovery
+from tasse.errors import TaskBusyError, TaskConfigError
+from tasse.logs import MAX_LINE, LogLayout, RunLogWriter
+from tasse.models import RunRequest, RunStatus
+from tasse.service import Tasse, prepare
+from tests.conftest import MakeTask, settle
+from tests.test_runner import add_task, wait_final
+
+
+def error_of(folder: Path) -> TaskConfigError:
+    result = prepare(discovery.load_or_error(folder), "UTC")
+    assert isinstance(result, TaskConfigError), result
+    return result
+
+
+@pytest.mark.parametrize(
+    ("yaml", "key"),
+    [
+        ("scheduler: {trigger: interval, weeks: 1e10}", "scheduler.weeks"),
+        ("scheduler: {trigger: interval, seconds: .inf}", "scheduler.seconds"),
+        ("scheduler: {trigger: interval, seconds: 0.001}", "scheduler"),
+        ("scheduler: {trigger: interval, seconds: 10, jitter: 1e20}", "scheduler.jitter"),
+        ("scheduler: {trigger: cron, year: 9999, month: 12, day: 31, hour: 23}", None),
+    ],
+)
+def test_values_beyond_the_calendar_are_task_errors(
+    make_task: MakeTask, yaml: str, key: str | None
+) -> None:
+    folder = make_task("odd", yaml=yaml + "\n")
+    result = prepare(discovery.load_or_error(folder), "UTC")
+    if key is None:  # a legal but far-away schedule loads, and listing its fires is safe
+        assert not isinstance(result, TaskConfigError), result
+        return
+    assert isinstance(result, TaskConfigError)
+    assert result.key == key
+
+
+def test_a_huge_value_is_shown_shortened(make_task: MakeTask) -> None:
+    # A YAML alias bomb: 1 KB of text standing for ten million strings.
+    levels = ["  - &a0 [" + ", ".join(["x"] * 10) + "]"]
+    levels += [f"  - &a{n} [" + ", ".join([f"*a{n - 1}"] * 10) + "]" for n in range(1, 7)]
+    folder = make_task("bomb", yaml="description:\n" + "\n".join(levels) + "\n")
+    error = error_of(folder)
+    assert error.key == "description"
+    assert len(str(error)) < 1000
+
+
+def test_a_fifo_named_task_yaml_is_an_error_not_a_hang(make_task: MakeTask) -> None:
+    folder = make_task("pipe", yaml=None)
+    os.mkfifo(folder / "task.yaml")
+    error = error_of(folder)
+    assert "not a regular file" in str(error)
+
+
+@pytest.mark.anyio
+async def test_nested_entrypoint_appearing_is_loaded_at_the_next_full_rescan(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    folder = make_task("nested", yaml="entrypoint: scripts/run.py\n", script=None)
+    (folder / "scripts").mkdir()
+    settle(folder)  # nothing that discovery stats will change from here on
+    await tasse.rescan()
+    assert tasse.get_task("nested").error is not None
+    before = folder.stat()
+    (folder / "scripts" / "run.py").write_text("print('found')\n")
+    os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))  # as it was: unchanged
+    await tasse.rescan()
+    assert tasse.get_task("nested").error is None
+
+
+@pytest.mark.anyio
+async def test_a_log_that_cannot_be_written_does_not_wedge_the_task(
+    tasse: Tasse, make_task: MakeTask, data_dir: Path
+) -> None:
+    await add_task(tasse, make_task, "full", script="print('x' * 1000)")
+    log = data_dir / "logs" / "full" / "log.txt"
+    log.parent.mkdir(parents=True)
+    log.symlink_to("/dev/full")  # every write: No space left on device
+    first = await wait_final(tasse, tasse.run_now("full", RunRequest()).id)
+    assert first.status is RunStatus.failed
+    try:
+        second = tasse.run_now("full", RunRequest())
+    except TaskBusyError:  # pragma: no cover - the bug this test guards against
+        pytest.fail("the task stayed busy after its log failed")
+    assert (await wait_final(tasse, second.id)).status.is_final
+
+
+def test_output_without_newlines_reaches_log_txt_in_bounded_pieces(tmp_path: Path) -> None:
+    writer = RunLogWriter(LogLayout(tmp_path), "bar", "run-1")
+    writer.open()
+    for _ in range(3 * MAX_LINE // 100):
+        writer.write(b"\r" + b"#" * 99)  # a progress bar
+    writer.close()
+    lines = (tmp_path / "bar" / "log.txt").read_bytes().splitlines()
+    assert len(lines) >= 3
+    assert all(len(line) < MAX_LINE + 100 for line in lines)
+    assert writer.path.stat().st_size == 3 * MAX_LINE // 100 * 100
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"env": {"A": "a\x00b"}}, {"args": ["\ud800"]}, {"env": {"A=B": "x"}}],
+)
+def test_text_a_process_cannot_take_is_refused(body: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        RunRequest.model_validate(body)
+
+
+def test_tasse_run_refuses_a_path_instead_of_a_name(data_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tasse", "run", "../../etc", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "is not a task name" in result.stderr
