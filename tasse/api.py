@@ -81,13 +81,11 @@ async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
 
 
 @router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
-async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> PlainTextResponse:
-    """The run's output; with `follow=true` it streams until the run ends."""
-    if follow:
-        return StreamingResponse(  # type: ignore[return-value]
-            tasse.follow_log(run_id), media_type="text/plain; charset=utf-8"
-        )
-    return PlainTextResponse(tasse.read_log(run_id))
+async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> StreamingResponse:
+    """The run's output (streamed from its file); with `follow=true` until the run ends."""
+    return StreamingResponse(
+        tasse.follow_log(run_id, live=follow), media_type="text/plain; charset=utf-8"
+    )
 
 
 @router.post("/runs/{run_id}/cancel")

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from tasse import discovery
 from tasse.dispatcher import new_run_id
@@ -24,6 +25,7 @@ from tasse.runner import run_in_foreground
 from tasse.scheduler import crontab_trigger, upcoming
 from tasse.service import prepare
 from tasse.settings import Settings
+from tasse.store import RunStore
 
 _FLAGS = {  # command-line flag → Settings field
     "data_dir": "data_dir",
@@ -103,6 +105,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from tasse.app import create_app
 
+    _check_store(settings)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
@@ -122,6 +125,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: None)
     server.run()
     return 0 if server.started else 1
+
+
+def _check_store(settings: Settings) -> None:
+    # A bad address is one clear line here, not a traceback from the server's start-up.
+    try:
+        RunStore(settings.store_url).close()
+    except (SQLAlchemyError, ValueError, OSError) as error:
+        detail = str(error).splitlines()[0]
+        raise TasseError(f"store {settings.store_url!r} cannot be used: {detail}") from None
 
 
 def _load(settings: Settings, name: str) -> tuple[Task, tuple[Any, ...]]:

@@ -100,7 +100,7 @@ class Dispatcher:
         return self._launch(task, RunTrigger.manual, datetime.now(zone), request)
 
     async def cancel(self, run_id: str) -> Run:
-        """Stop a live run and wait (up to the kill grace) until it has ended."""
+        """Stop a live run and wait until it has ended (at most the kill grace and 5 s)."""
         active = self._active.get(run_id)
         if active is None:
             stored = self._store.get(run_id)

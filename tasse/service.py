@@ -211,10 +211,10 @@ class Tasse:
             offset += len(chunk)
         return b"".join(chunks)
 
-    def follow_log(self, run_id: str) -> AsyncIterator[bytes]:
-        """A run's output so far, then live until the run ends."""
+    def follow_log(self, run_id: str, live: bool = True) -> AsyncIterator[bytes]:
+        """A run's output so far, in chunks; with `live`, then new output until the run ends."""
         run = self.get_run(run_id)
-        active = self.dispatcher.active(run_id)
+        active = self.dispatcher.active(run_id) if live else None
         return follow(self.layout.run_log(run.task, run.id), active.writer if active else None)
 
     def health(self) -> dict[str, object]:

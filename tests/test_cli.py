@@ -97,3 +97,10 @@ def test_next_of_a_crontab_line(data_dir: Path) -> None:
     assert bad.returncode == 1
     assert "hour" in bad.stderr
     assert "25" in bad.stderr
+
+
+def test_serve_with_a_bad_store_address_says_so_in_one_line(data_dir: Path) -> None:
+    result = tasse(data_dir, "serve", "--store-address", "nosuchdb://x")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "nosuchdb://x" in result.stderr
