@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tasse.models import TASK_NAME_PATTERN, Run, RunRequest, RunStatus, TaskInfo
@@ -19,6 +20,29 @@ async def _tasse(request: Request) -> Tasse:
 
 
 TasseDep = Annotated[Tasse, Depends(_tasse)]
+
+
+async def _authorized(
+    tasse: TasseDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """Mutating routes need `Authorization: Bearer <token>` when a token is set."""
+    token = tasse.settings.api_token
+    if token is None:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    expected = token.get_secret_value().encode()
+    # compare_digest: how long the check takes says nothing about the token.
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(
+            status_code=401,
+            detail="this route needs the header Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+#: added to every route that changes something
+Authorized = [Depends(_authorized)]
 TaskName = Annotated[str, Path(pattern=TASK_NAME_PATTERN, description="the task's folder name")]
 RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")]
 
@@ -47,7 +71,7 @@ async def get_task(name: TaskName, tasse: TasseDep) -> TaskInfo:
     return tasse.get_task(name)
 
 
-@router.post("/tasks/{name}/run", status_code=202)
+@router.post("/tasks/{name}/run", status_code=202, dependencies=Authorized)
 async def run_task(
     name: TaskName, tasse: TasseDep, body: Annotated[RunRequest | None, Body()] = None
 ) -> Run:
@@ -88,13 +112,13 @@ async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> Strea
     )
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post("/runs/{run_id}/cancel", dependencies=Authorized)
 async def cancel_run(run_id: RunId, tasse: TasseDep) -> Run:
     """Stop a live run: SIGTERM to its process group, SIGKILL after the grace time."""
     return await tasse.cancel_run(run_id)
 
 
-@router.post("/rescan")
+@router.post("/rescan", dependencies=Authorized)
 async def rescan(tasse: TasseDep) -> RescanReport:
     """Rescan every task folder now."""
     return await tasse.rescan()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,8 @@ from tasse.errors import (
 )
 from tasse.service import Tasse
 from tasse.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 #: Tasse's errors → HTTP statuses; anything else of ours is a bad request
 _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
@@ -40,6 +43,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.listens_beyond_loopback and settings.api_token is None:
+            logger.warning(
+                "LISTENING ON %s WITHOUT AN API TOKEN: anyone who can reach this port can "
+                "run and cancel tasks. Set TASSE_API_TOKEN or --api-token-file.",
+                settings.http_listen_address,
+            )
         tasse = Tasse(settings)
         app.state.tasse = tasse
         await tasse.start()

@@ -32,6 +32,7 @@ _FLAGS = {  # command-line flag → Settings field
     "http_listen_address": "http_listen_address",
     "store_address": "store_address",
     "log_level": "log_level",
+    "api_token_file": "api_token_file",
 }
 
 
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", parents=[common], help="schedule tasks, serve the API")
     serve.add_argument("--http-listen-address", help="HOST:PORT (default: 127.0.0.1:4243)")
+    serve.add_argument("--api-token-file", help="file with the token mutating routes require")
     serve.set_defaults(handler=_serve)
 
     run = commands.add_parser("run", parents=[common], help="run a task once, in the foreground")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tasse.models import check_timezone
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     misfire_grace_time: float = Field(60.0, gt=0)
     #: watch the tasks folder for changes (the polling rescan runs either way)
     watch: bool = True
+    #: when set, mutating routes require `Authorization: Bearer <token>`
+    api_token: SecretStr | None = None
+    #: a file holding the token (for Docker secrets); used when api_token is not set
+    api_token_file: Path | None = None
 
     @field_validator("log_level")
     @classmethod
@@ -51,6 +55,23 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _token_file_readable(self) -> Settings:
+        if self.api_token is None and self.api_token_file is not None:
+            try:
+                token = self.api_token_file.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ValueError(f"api_token_file {str(self.api_token_file)!r}: {error}") from None
+            if not token:
+                raise ValueError(f"api_token_file {str(self.api_token_file)!r} is empty")
+            object.__setattr__(self, "api_token", SecretStr(token))
+        return self
+
+    @property
+    def listens_beyond_loopback(self) -> bool:
+        """True unless the listen address is a loopback one (127.x, ::1, localhost)."""
+        return not (self.host.startswith("127.") or self.host in ("::1", "localhost"))
 
     @property
     def tasks_dir(self) -> Path:

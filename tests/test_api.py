@@ -40,15 +40,17 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0
 class Server:
     """A `tasse serve` subprocess on a free port, stopped with SIGTERM like a container."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None):
         self.data_dir = data_dir
+        self.env = env or {}
+        self.listen_host = "127.0.0.1"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / "server.log"
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
 
     def start(self) -> None:
-        env = {**os.environ, "TASSE_KILL_GRACE": "1", "TASSE_DEBOUNCE": "0.05"}
+        env = {**os.environ, "TASSE_KILL_GRACE": "1", "TASSE_DEBOUNCE": "0.05", **self.env}
         # Output goes to a file: a pipe nobody reads would fill up and stall the server.
         with self.output.open("ab") as output:
             self.process = subprocess.Popen(
@@ -60,7 +62,7 @@ class Server:
                     "--data-dir",
                     str(self.data_dir),
                     "--http-listen-address",
-                    f"127.0.0.1:{self.port}",
+                    f"{self.listen_host}:{self.port}",
                 ],
                 env=env,
                 stdout=output,
@@ -281,3 +283,36 @@ def test_sigterm_cancels_live_runs_and_exits_cleanly(server: Server) -> None:
 def test_openapi_documents_the_routes(server: Server) -> None:
     paths = server.http.get("/openapi.json").json()["paths"]
     assert {"/health", "/tasks", "/tasks/{name}/run", "/runs/{run_id}/log", "/rescan"} <= set(paths)
+
+
+def test_a_token_guards_the_routes_that_change_something(tmp_path: Path) -> None:
+    (tmp_path / "data" / "tasks" / "hello").mkdir(parents=True)
+    (tmp_path / "data" / "tasks" / "hello" / "task.py").write_text("print('hi')\n")
+    guarded = Server(tmp_path / "data", env={"TASSE_API_TOKEN": "s3cret"})
+    guarded.start()
+    try:
+        http = guarded.http
+        assert http.get("/tasks/hello").status_code == 200  # reading needs no token
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            refused = http.post("/tasks/hello/run", headers=headers)
+            assert refused.status_code == 401
+            assert "Bearer" in refused.json()["detail"]
+        assert http.post("/rescan").status_code == 401
+        accepted = http.post("/tasks/hello/run", headers={"Authorization": "Bearer s3cret"})
+        assert accepted.status_code == 202
+        guarded.finished(accepted.json()["id"])
+    finally:
+        code, output = guarded.stop()
+        guarded.http.close()
+    assert code == 0, output
+    assert "s3cret" not in output
+
+
+def test_listening_beyond_loopback_without_a_token_warns(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data")
+    server.listen_host = "0.0.0.0"  # every interface; the test still talks over loopback
+    server.start()
+    code, output = server.stop()
+    server.http.close()
+    assert code == 0
+    assert "WITHOUT AN API TOKEN" in output

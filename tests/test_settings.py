@@ -145,3 +145,35 @@ def test_an_explicit_store_address_wins(monkeypatch: pytest.MonkeyPatch) -> None
 
     assert Settings().store_url == "postgresql://tasse@db/tasse"
     assert Settings(store_address="memory://").store_url == "memory://"
+
+
+def test_the_api_token_can_come_from_a_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("  s3cret\n")
+    settings = Settings(api_token_file=token_file, _env_file=None)
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize("content", [None, ""])
+def test_a_missing_or_empty_token_file_is_named(tmp_path: Path, content: str | None) -> None:
+    token_file = tmp_path / "token"
+    if content is not None:
+        token_file.write_text(content)
+    with pytest.raises(ValidationError, match="api_token_file"):
+        Settings(api_token_file=token_file, _env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("address", "beyond"),
+    [
+        ("127.0.0.1:1", False),
+        ("localhost:1", False),
+        ("[::1]:1", False),
+        ("0.0.0.0:1", True),
+        ("192.0.2.7:1", True),
+    ],
+)
+def test_which_addresses_are_beyond_loopback(address: str, beyond: bool) -> None:
+    assert Settings(http_listen_address=address, _env_file=None).listens_beyond_loopback is beyond
