@@ -183,8 +183,12 @@ class Dispatcher:
 
     def _finish(self, active: ActiveRun, run: Run) -> None:
         summary = run.status.value + (f": {run.error}" if run.error else "")
+        dropped = active.writer.dropped
         try:
-            active.writer.note(f"run ended, {summary}")
+            active.writer.note(
+                f"run ended, {summary}"
+                + (f"; {dropped} bytes of output beyond the limit were dropped" if dropped else "")
+            )
         except OSError as error:
             logger.error(
                 "run %s of task %s: log.txt could not be written: %s", run.id, run.task, error

@@ -17,11 +17,43 @@ MAX_LINE = 64 * 1024
 _RUN_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
+#: defaults: a run keeps its first 10 MB of output; log.txt rolls over at 10 MB, 3 kept
+MAX_RUN_LOG_BYTES = 10 * 1024 * 1024
+MAX_TASK_LOG_BYTES = 10 * 1024 * 1024
+TASK_LOG_BACKUPS = 3
+
+
 class LogLayout:
     """`<logs>/<task>/log.txt` for everything, `<logs>/<task>/runs/<run-id>.log` per run."""
 
-    def __init__(self, logs_dir: Path):
+    def __init__(
+        self,
+        logs_dir: Path,
+        max_run_log_bytes: int = MAX_RUN_LOG_BYTES,
+        max_task_log_bytes: int = MAX_TASK_LOG_BYTES,
+        task_log_backups: int = TASK_LOG_BACKUPS,
+    ):
         self.logs_dir = logs_dir
+        self.max_run_log_bytes = max_run_log_bytes
+        self.max_task_log_bytes = max_task_log_bytes
+        self.task_log_backups = task_log_backups
+
+    def rotate_task_log(self, task: str) -> None:
+        """Roll log.txt over to log.txt.1 (and .1 to .2, …) once it has grown past its limit."""
+        current = self.task_log(task)
+        try:
+            if current.stat().st_size < self.max_task_log_bytes:
+                return
+        except FileNotFoundError:
+            return
+        for number in range(self.task_log_backups - 1, 0, -1):
+            older = current.with_name(f"{TASK_LOG}.{number}")
+            if older.exists():
+                older.replace(current.with_name(f"{TASK_LOG}.{number + 1}"))
+        if self.task_log_backups > 0:
+            current.replace(current.with_name(f"{TASK_LOG}.1"))
+        else:
+            current.unlink()
 
     def task_log(self, task: str) -> Path:
         """The task's combined, timestamped log."""
@@ -43,7 +75,12 @@ class RunLogWriter:
 
     def __init__(self, layout: LogLayout, task: str, run_id: str):
         self.path = layout.run_log(task, run_id)
+        self._layout = layout
+        self._task = task
         self._task_log_path = layout.task_log(task)
+        self._room = layout.max_run_log_bytes  # bytes of output this run may still keep
+        #: output beyond the run's limit: counted, not kept
+        self.dropped = 0
         self._prefix = f" [{run_id}] ".encode()
         #: an unfinished last line, held back until its newline arrives
         self._partial = bytearray()
@@ -55,6 +92,7 @@ class RunLogWriter:
     def open(self) -> None:
         """Create the folders and open both files for appending."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._layout.rotate_task_log(self._task)
         self._run_file = self.path.open("ab")
         self._task_file = self._task_log_path.open("ab")
 
@@ -62,6 +100,12 @@ class RunLogWriter:
         """Append a chunk of output; complete lines go to log.txt with a timestamp each."""
         assert self._run_file is not None
         assert self._task_file is not None
+        if len(chunk) > self._room:
+            chunk = self._keep_within_limit(chunk)
+            if not chunk:
+                return
+        if self._room >= 0:
+            self._room -= len(chunk)
         self._run_file.write(chunk)
         self._run_file.flush()
         end = chunk.rfind(b"\n")
@@ -76,6 +120,20 @@ class RunLogWriter:
             self._partial[:] = chunk[end + 1 :]
             self._write_lines(lines)
         self._notify()
+
+    def _keep_within_limit(self, chunk: bytes) -> bytes:
+        # A flood of output must not fill the disk: keep the first part, count the rest.
+        if self.dropped == 0 and self._room >= 0:
+            kept = chunk[: self._room]
+            self.dropped = len(chunk) - len(kept)
+            marker = (
+                f"\n[tasse] output beyond {self._layout.max_run_log_bytes} bytes is dropped "
+                "(counted in the run's last log.txt line)\n"
+            ).encode()
+            self._room = -1  # from now on everything is dropped
+            return kept + marker
+        self.dropped += len(chunk)
+        return b""
 
     def _write_lines(self, lines: list[bytes]) -> None:
         assert self._task_file is not None

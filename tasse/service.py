@@ -42,7 +42,12 @@ class Tasse:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.layout = LogLayout(settings.logs_dir)
+        self.layout = LogLayout(
+            settings.logs_dir,
+            settings.max_run_log_bytes,
+            settings.max_task_log_bytes,
+            settings.task_log_backups,
+        )
         self.store = RunStore(settings.store_url)
         self.registry = Registry()
         self.dispatcher = Dispatcher(settings, self.store, self.layout)

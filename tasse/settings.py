@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     misfire_grace_time: float = Field(60.0, gt=0)
     #: watch the tasks folder for changes (the polling rescan runs either way)
     watch: bool = True
+    #: a run keeps this much of its output; the rest is counted and dropped
+    max_run_log_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    #: log.txt rolls over to log.txt.1 past this size (checked as each run starts)
+    max_task_log_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    #: how many rolled-over log.txt files are kept
+    task_log_backups: int = Field(3, ge=0, le=100)
     #: when set, mutating routes require `Authorization: Bearer <token>`
     api_token: SecretStr | None = None
     #: a file holding the token (for Docker secrets); used when api_token is not set

@@ -15,6 +15,7 @@ from tasse.errors import TaskBusyError, TaskConfigError
 from tasse.logs import MAX_LINE, LogLayout, RunLogWriter
 from tasse.models import RunRequest, RunStatus
 from tasse.service import Tasse, prepare
+from tasse.settings import Settings
 from tests.conftest import MakeTask, settle
 from tests.test_runner import add_task, wait_final
 
@@ -128,3 +129,21 @@ def test_tasse_run_refuses_a_path_instead_of_a_name(data_dir: Path) -> None:
     )
     assert result.returncode == 1
     assert "is not a task name" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_an_output_flood_is_capped_and_the_run_still_succeeds(
+    make_task: MakeTask, data_dir: Path
+) -> None:
+    make_task("flood", script="import sys\nfor _ in range(3000):\n    print('z' * 1023)\n")
+    settings = Settings(data_dir=data_dir, max_run_log_bytes=100_000, watch=False, _env_file=None)
+    tasse = Tasse(settings)
+    await tasse.start()
+    try:
+        run = await wait_final(tasse, tasse.run_now("flood", RunRequest()).id)
+    finally:
+        await tasse.stop()
+    assert run.status is RunStatus.succeeded
+    assert tasse.layout.run_log("flood", run.id).stat().st_size < 100_000 + 200
+    last = tasse.layout.task_log("flood").read_text().splitlines()[-1]
+    assert f"{3000 * 1024 - 100_000} bytes of output beyond the limit were dropped" in last

@@ -122,3 +122,31 @@ def test_run_log_lives_in_the_task_folder(layout: LogLayout) -> None:
 def test_a_run_id_cannot_leave_the_runs_folder(layout: LogLayout, run_id: str) -> None:
     with pytest.raises(ValueError, match="not a run id"):
         layout.run_log("report", run_id)
+
+
+def test_a_run_keeps_only_its_first_bytes_and_counts_the_rest(tmp_path: Path) -> None:
+    layout = LogLayout(tmp_path / "logs", max_run_log_bytes=1024)
+    writer = RunLogWriter(layout, "flood", "run-1")
+    writer.open()
+    for _ in range(100):
+        writer.write(b"x" * 99 + b"\n")
+    writer.close()
+    kept = writer.path.read_bytes()
+    assert kept.startswith(b"x" * 99 + b"\n")
+    assert b"[tasse] output beyond 1024 bytes is dropped" in kept
+    assert len(kept) < 1024 + 200
+    assert writer.dropped == 100 * 100 - 1024
+    assert len(layout.task_log("flood").read_bytes()) < 3 * 1024
+
+
+def test_log_txt_rolls_over_and_keeps_a_few(tmp_path: Path) -> None:
+    layout = LogLayout(tmp_path / "logs", max_task_log_bytes=1024, task_log_backups=2)
+    for number in range(4):
+        writer = RunLogWriter(layout, "busy", f"run-{number}")
+        writer.open()
+        writer.write(b"y" * 2000 + b"\n")
+        writer.close()
+    folder = layout.task_log("busy").parent
+    assert sorted(p.name for p in folder.glob("log.txt*")) == ["log.txt", "log.txt.1", "log.txt.2"]
+    assert b"[run-3]" in layout.task_log("busy").read_bytes()
+    assert b"[run-2]" in (folder / "log.txt.1").read_bytes()
