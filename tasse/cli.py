@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tasse import discovery
 from tasse.dispatcher import new_run_id
-from tasse.errors import TasseError
+from tasse.errors import TaskNameError, TasseError
 from tasse.models import TASK_NAME_PATTERN, Run, RunRequest, RunStatus, RunTrigger, Task
 from tasse.registry import Prepared
 from tasse.runner import run_in_foreground
@@ -140,7 +140,7 @@ def _check_store(settings: Settings) -> None:
 
 def _load(settings: Settings, name: str) -> tuple[Task, tuple[Any, ...]]:
     if not re.match(TASK_NAME_PATTERN, name):
-        raise TasseError(f"{name!r} is not a task name (it must match {TASK_NAME_PATTERN})")
+        raise TaskNameError(name)
     folder = settings.tasks_dir / name
     if not folder.is_dir():
         raise TasseError(f"no task folder {str(folder)!r}")
@@ -172,9 +172,7 @@ def _scan(settings: Settings) -> dict[str, Prepared | TasseError]:
         name: prepare(result, settings.timezone) for name, result in scan.loaded.items()
     }
     for name in scan.rejected:
-        prepared[name] = TasseError(
-            f"folder {name!r} is not a task: the name must match [A-Za-z0-9][A-Za-z0-9._-]{{0,63}}"
-        )
+        prepared[name] = TaskNameError(name)
     return dict(sorted(prepared.items()))
 
 

@@ -133,7 +133,7 @@ class Dispatcher:
         )
         writer = RunLogWriter(self._layout, task.name, run.id)
         process = RunProcess(
-            [*task.command, *task.spec.args, *request.args],
+            task.argv(request.args),
             task.folder,
             task_environment(task, run, request),
             writer,

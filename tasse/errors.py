@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tasse.models import TASK_NAME_PATTERN
+
 
 class TasseError(Exception):
     """Root of Tasse's own errors."""
@@ -19,6 +21,14 @@ class TaskConfigError(TasseError, ValueError):
         self.problem = problem
         where = f"{self.file}: {key}" if key else self.file
         super().__init__(f"task {task!r}: {where}: {problem}")
+
+
+class TaskNameError(TasseError, ValueError):
+    """A folder (or a name given on the command line) breaks the task name rule."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"{name!r} is not a task name: names must match {TASK_NAME_PATTERN}")
 
 
 class TaskNotFoundError(TasseError, LookupError):

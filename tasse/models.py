@@ -220,6 +220,10 @@ class Task(_Spec):
     command: tuple[str, ...]
     source: Literal["folder"] = "folder"
 
+    def argv(self, extra: list[str] | None = None) -> list[str]:
+        """The full command line: entrypoint, the task's `args`, then any extra ones."""
+        return [*self.command, *self.spec.args, *(extra or [])]
+
 
 class RunStatus(StrEnum):
     """Where a run stands; the last five are final outcomes of a fire that did not run."""

@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from tasse.discovery import Fingerprint, Scan
-from tasse.errors import TaskConfigError
-from tasse.models import TASK_NAME_PATTERN, Task
+from tasse.errors import TaskConfigError, TaskNameError
+from tasse.models import Task
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +96,7 @@ class Registry:
     def _note_rejected(self, names: list[str], only: set[str] | None) -> None:
         # A targeted scan speaks only for the folders it visited.
         kept = {} if only is None else {n: e for n, e in self.rejected.items() if n not in only}
-        current = {
-            name: f"folder {name!r} is not a task: names must match {TASK_NAME_PATTERN}"
-            for name in names
-        }
+        current = {name: f"folder {TaskNameError(name)}" for name in names}
         for name in current.keys() - self.rejected.keys():
             logger.warning("%s", current[name])
         self.rejected = {**kept, **current}

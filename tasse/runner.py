@@ -79,7 +79,7 @@ def task_environment(task: Task, run: Run, request: RunRequest) -> dict[str, str
 
 def run_in_foreground(task: Task, run: Run, request: RunRequest) -> int:
     """Run a task attached to this terminal (for `tasse run`); return its exit code."""
-    argv = [*task.command, *task.spec.args, *request.args]
+    argv = task.argv(request.args)
     try:
         completed = subprocess.run(
             argv, cwd=task.folder, env=task_environment(task, run, request), check=False

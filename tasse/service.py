@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from tasse import discovery
 from tasse.dispatcher import Dispatcher
 from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
-from tasse.logs import LogLayout, follow, read_chunk
+from tasse.logs import LogLayout, follow
 from tasse.models import Run, RunRequest, Task, TaskInfo
 from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.reloader import Reloader
@@ -165,8 +165,8 @@ class Tasse:
         spec = task.spec
         return TaskInfo(
             name=entry.name,
-            description=task.spec.description,
-            enabled=task.spec.enabled,
+            description=spec.description,
+            enabled=spec.enabled,
             schedules=[
                 t if isinstance(t, str) else t.model_dump(mode="json", exclude_defaults=True)
                 for t in spec.triggers
@@ -175,7 +175,7 @@ class Tasse:
             last_run=last_run,
             error=error,
             folder=str(task.folder),
-            command=[*task.command, *task.spec.args],
+            command=task.argv(),
         )
 
     # -- runs --------------------------------------------------------------------------------
@@ -209,12 +209,10 @@ class Tasse:
     def read_log(self, run_id: str) -> bytes:
         """A run's whole output so far."""
         run = self.get_run(run_id)
-        path = self.layout.run_log(run.task, run.id)
-        chunks, offset = [], 0
-        while chunk := read_chunk(path, offset):
-            chunks.append(chunk)
-            offset += len(chunk)
-        return b"".join(chunks)
+        try:
+            return self.layout.run_log(run.task, run.id).read_bytes()
+        except FileNotFoundError:  # a skipped or missed run has no output
+            return b""
 
     def follow_log(self, run_id: str, live: bool = True) -> AsyncIterator[bytes]:
         """A run's output so far, in chunks; with `live`, then new output until the run ends."""

@@ -195,7 +195,7 @@ def test_rejected_folder_names_appear_in_errors_until_renamed(
     report = rescan(registry, tasks_dir)
 
     assert report.added == ["good"]
-    assert "folder 'my task' is not a task: names must match" in report.errors["my task"]
+    assert "folder 'my task' is not a task name: names must match" in report.errors["my task"]
 
     folder.rename(tasks_dir / "my-task")
     report = rescan(registry, tasks_dir)
