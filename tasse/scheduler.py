@@ -18,7 +18,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from tasse.crontab import parse_crontab
 from tasse.discovery import TASK_FILE
 from tasse.errors import TaskConfigError
-from tasse.models import CronSpec, DateSpec, IntervalSpec, Task, check_timezone
+from tasse.models import Task
+from tasse.schedules import CronSpec, DateSpec, IntervalSpec, check_timezone
 
 #: one schedule of a task, as task.yaml gives it
 Schedule = IntervalSpec | CronSpec | DateSpec | str

@@ -11,7 +11,8 @@ import pytest
 
 from tasse import discovery
 from tasse.errors import TaskConfigError
-from tasse.models import IntervalSpec, Task
+from tasse.models import Task
+from tasse.schedules import IntervalSpec
 from tasse.service import prepare
 from tests.conftest import MakeTask, settle
 

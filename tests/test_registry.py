@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tasse import discovery
-from tasse.models import IntervalSpec
 from tasse.registry import Registry, RescanReport
+from tasse.schedules import IntervalSpec
 from tasse.service import prepare
 from tests.conftest import MakeTask, settle
 
