@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from tasse.models import TASK_NAME_PATTERN, Run, RunRequest, RunStatus, TaskInfo
+from tasse.models import EnvInfo, Run, RunRequest, RunStatus, TaskInfo
 from tasse.registry import RescanReport
 from tasse.service import Tasse
+from tasse.values import TASK_NAME_PATTERN
 
 
 async def _tasse(request: Request) -> Tasse:
@@ -77,6 +78,12 @@ async def run_task(
 ) -> Run:
     """Run the task now; `args` are appended, `params` become TASSE_PARAM_<NAME>."""
     return tasse.run_now(name, body or RunRequest())
+
+
+@router.post("/tasks/{name}/env/rebuild", status_code=202, dependencies=Authorized)
+async def rebuild_env(name: TaskName, tasse: TasseDep) -> EnvInfo:
+    """Build the task's Python environment again from scratch (in the background)."""
+    return tasse.rebuild_env(name)
 
 
 @router.get("/tasks/{name}/next")

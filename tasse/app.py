@@ -15,6 +15,7 @@ from tasse.errors import (
     TaskBrokenError,
     TaskBusyError,
     TaskConfigError,
+    TaskEnvError,
     TasseError,
 )
 from tasse.service import Tasse
@@ -28,6 +29,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (TaskBusyError, 409),
     (TaskBrokenError, 409),
     (RunFinishedError, 409),
+    (TaskEnvError, 409),
     (TaskConfigError, 422),
     (ValueError, 422),
 )

@@ -19,13 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from tasse import discovery
 from tasse.dispatcher import new_run_id
 from tasse.errors import TaskNameError, TasseError
-from tasse.models import TASK_NAME_PATTERN, Run, RunRequest, RunStatus, RunTrigger, Task
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
 from tasse.registry import Prepared
 from tasse.runner import run_in_foreground
 from tasse.scheduler import crontab_trigger, upcoming
 from tasse.service import prepare
 from tasse.settings import Settings
 from tasse.store import RunStore
+from tasse.values import TASK_NAME_PATTERN
 
 _FLAGS = {  # command-line flag → Settings field
     "data_dir": "data_dir",

@@ -6,7 +6,6 @@ import os
 import re
 import reprlib
 import stat
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +15,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tasse.dependencies import DEPENDENCY_FILES, read_dependencies
 from tasse.errors import TaskConfigError
-from tasse.models import TASK_NAME_PATTERN, Task, TaskSpec
+from tasse.models import PYTHON, Task, TaskSpec
+from tasse.values import TASK_NAME_PATTERN
 
 TASK_FILE = "task.yaml"
 DEFAULT_ENTRYPOINTS = ("task.py", "task.sh")
@@ -32,11 +33,14 @@ _short.maxlist = _short.maxdict = 5
 _short.maxlevel = 2
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-#: (folder mtime, task.yaml mtime, task.yaml size): adding, removing or renaming a file
-#: changes the folder's mtime; editing task.yaml in place changes its own.
-Fingerprint = tuple[int, int, int]
+#: (folder mtime, task.yaml mtime, task.yaml size, newest dependency file mtime): adding,
+#: removing or renaming a file changes the folder's mtime; editing a file in place
+#: changes its own.
+Fingerprint = tuple[int, int, int, int]
 #: remembered for a folder changed in the last moments: never equal to a real fingerprint
-RECENT: Fingerprint = (-1, -1, -1)
+RECENT: Fingerprint = (-1, -1, -1, -1)
+#: files whose content shapes the task's environment (task.py: a PEP 723 block)
+WATCHED_FILES = (*DEPENDENCY_FILES, "task.py")
 #: a change this recent may be followed by another within the same timestamp tick on
 #: filesystems with coarse clocks (FAT, SMB, some bind mounts), which the fingerprint
 #: could not tell apart; such folders are parsed again at the next scan (as git does).
@@ -68,7 +72,8 @@ def scan(tasks_dir: Path, known: Mapping[str, Fingerprint], only: set[str] | Non
             fingerprint = folder_fingerprint(folder)
         except OSError:
             continue  # vanished between listing and looking: it counts as removed
-        result.fingerprints[name] = RECENT if max(fingerprint[:2]) > racy_after else fingerprint
+        changed_at = max(fingerprint[0], fingerprint[1], fingerprint[3])
+        result.fingerprints[name] = RECENT if changed_at > racy_after else fingerprint
         if known.get(name) != fingerprint:
             result.loaded[name] = load_or_error(Path(folder))
     candidates = set(known) if only is None else set(known) & only
@@ -90,13 +95,21 @@ def _folders(tasks_dir: Path, only: set[str] | None) -> list[tuple[str, str]]:
 
 
 def folder_fingerprint(folder: str | Path) -> Fingerprint:
-    """Cheap change detector: two stat calls, no reading."""
+    """Cheap change detector: a few stat calls, no reading."""
     folder_mtime = os.stat(folder).st_mtime_ns
+    dependencies = max(_mtime(os.path.join(folder, name)) for name in WATCHED_FILES)
     try:
         task_file = os.stat(os.path.join(folder, TASK_FILE))
     except (FileNotFoundError, NotADirectoryError):
-        return (folder_mtime, 0, -1)
-    return (folder_mtime, task_file.st_mtime_ns, task_file.st_size)
+        return (folder_mtime, 0, -1, dependencies)
+    return (folder_mtime, task_file.st_mtime_ns, task_file.st_size, dependencies)
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def load_or_error(folder: Path) -> Task | TaskConfigError:
@@ -113,7 +126,18 @@ def load_task(folder: Path) -> Task:
     """Read `folder/task.yaml` (optional) and find the entrypoint."""
     name = folder.name
     spec = parse_spec(name, folder / TASK_FILE, _read_task_file(name, folder / TASK_FILE))
-    return Task(name=name, folder=folder, spec=spec, command=_command(name, folder, spec))
+    command = _command(name, folder, spec)
+    is_python = command[0] == PYTHON
+    dependencies = read_dependencies(name, folder, command[1] if is_python else None)
+    return Task(
+        name=name,
+        folder=folder,
+        spec=spec,
+        command=command,
+        # Python always gets an environment (a bare one at least); other entrypoints
+        # only when the folder asks for packages, which then come first on PATH.
+        dependencies=dependencies if is_python or dependencies.source else None,
+    )
 
 
 def parse_spec(name: str, file: Path, data: Any) -> TaskSpec:
@@ -202,7 +226,7 @@ def _command(name: str, folder: Path, spec: TaskSpec) -> tuple[str, ...]:
 def command_for(entry: str) -> tuple[str, ...]:
     """The argv that runs an entrypoint (relative to the task folder, which is the cwd)."""
     if entry.endswith(".py"):
-        return (sys.executable, entry)
+        return (PYTHON, entry)
     if entry.endswith(".sh"):
         return ("bash", entry)
     return (f"./{entry}",)

@@ -7,13 +7,15 @@ import contextlib
 import logging
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError
+from tasse.environments import Environment
+from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError, TaskEnvError
 from tasse.logs import LogLayout, RunLogWriter
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
+from tasse.provisioner import Pending, Provisioner
 from tasse.runner import Outcome, RunProcess, task_environment
 from tasse.settings import Settings
 from tasse.store import RunStore
@@ -31,23 +33,37 @@ def new_run_id(now: datetime) -> str:
 
 @dataclass
 class ActiveRun:
-    """A run whose process is alive, with what it takes to follow and stop it."""
+    """A run not yet ended, with what it takes to follow and stop it."""
 
     run: Run
-    process: RunProcess
+    task: Task
+    request: RunRequest
     writer: RunLogWriter
-    done: asyncio.Event
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: its process, once its environment is ready
+    process: RunProcess | None = None
+    #: a stop asked for before the process exists
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     #: whether the store has its row yet
     recorded: bool = False
+
+    def stop(self) -> None:
+        """Stop the process, or keep it from starting."""
+        if self.process is not None:
+            self.process.stop()
+        self.stop_requested.set()
 
 
 class Dispatcher:
     """Starts, tracks, stops and records runs."""
 
-    def __init__(self, settings: Settings, store: RunStore, layout: LogLayout):
+    def __init__(
+        self, settings: Settings, store: RunStore, layout: LogLayout, provisioner: Provisioner
+    ):
         self._settings = settings
         self._store = store
         self._layout = layout
+        self._envs = provisioner
         self._active: dict[str, ActiveRun] = {}
         self._running_by_task: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -89,7 +105,10 @@ class Dispatcher:
                 task.name, latest, RunStatus.skipped, f"run {running} was still running"
             )
         else:
-            self._launch(task, RunTrigger.schedule, latest, RunRequest())
+            try:
+                self._launch(task, RunTrigger.schedule, latest, RunRequest())
+            except TaskEnvError as error:
+                self._record_not_run(task.name, latest, RunStatus.failed, str(error))
 
     def run_now(self, task: Task, request: RunRequest) -> Run:
         """Start a manual run; refuse while another run of the task is alive."""
@@ -107,7 +126,7 @@ class Dispatcher:
             if stored is None:
                 raise RunNotFoundError(run_id)
             raise RunFinishedError(run_id, stored.status.value)
-        active.process.stop()
+        active.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(active.done.wait(), self._settings.kill_grace + 5)
         return active.run
@@ -115,46 +134,39 @@ class Dispatcher:
     async def shutdown(self) -> None:
         """Stop every live run and wait for them to be recorded."""
         for active in list(self._active.values()):
-            active.process.stop()
+            active.stop()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=self._settings.kill_grace + 5)
 
     def _launch(
         self, task: Task, trigger: RunTrigger, scheduled: datetime, request: RunRequest
     ) -> Run:
+        environment = self._envs.environment(task)
         now = datetime.now(UTC)
         run = Run(
             id=new_run_id(now),
             task=task.name,
             trigger=trigger,
-            status=RunStatus.running,
+            status=RunStatus.queued if isinstance(environment, Pending) else RunStatus.running,
             scheduled_at=scheduled,
             started_at=now,
         )
-        writer = RunLogWriter(self._layout, task.name, run.id)
-        process = RunProcess(
-            task.argv(request.args),
-            task.folder,
-            task_environment(task, run, request),
-            writer,
-            task.spec.timeout,
-            self._settings.kill_grace,
-        )
-        self._active[run.id] = ActiveRun(run, process, writer, asyncio.Event())
+        active = ActiveRun(run, task, request, RunLogWriter(self._layout, task.name, run.id))
+        self._active[run.id] = active
         self._running_by_task[task.name] = run.id
-        background = asyncio.get_running_loop().create_task(self._execute(run.id))
+        background = asyncio.get_running_loop().create_task(self._execute(active, environment))
         self._tasks.add(background)
         background.add_done_callback(self._tasks.discard)
         return run
 
-    async def _execute(self, run_id: str) -> None:
-        active = self._active[run_id]
+    async def _execute(self, active: ActiveRun, environment: Environment | Pending | None) -> None:
         run = active.run
         try:
-            outcome = await self._carry_out(active)
+            outcome = await self._carry_out(active, environment)
         except Exception as error:  # a broken store or log folder must not wedge the task
             logger.exception("run %s of task %s could not be carried out", run.id, run.task)
-            active.process.kill()
+            if active.process is not None:
+                active.process.kill()
             outcome = Outcome(RunStatus.failed, error=f"Tasse could not carry out the run: {error}")
         run.status, run.exit_code, run.error = outcome.status, outcome.exit_code, outcome.error
         run.finished_at = datetime.now(UTC)
@@ -164,10 +176,22 @@ class Dispatcher:
             logger.exception("run %s of task %s: its outcome could not be stored", run.id, run.task)
         self._finish(active, run)
 
-    async def _carry_out(self, active: ActiveRun) -> Outcome:
+    async def _carry_out(
+        self, active: ActiveRun, environment: Environment | Pending | None
+    ) -> Outcome:
         run = active.run
         active.writer.open()
         active.writer.note(f"run started ({run.trigger.value})")
+        if isinstance(environment, Pending):
+            active.writer.note("waiting for the task's Python environment to be built")
+            try:
+                environment = await self._wait_for_environment(active)
+            except TaskEnvError as error:
+                return Outcome(RunStatus.failed, error=str(error))
+            if active.stop_requested.is_set():
+                return Outcome(RunStatus.cancelled, error="stopped before it started")
+            run.status, run.started_at = RunStatus.running, datetime.now(UTC)
+        active.process = self._process(active, environment)
         try:
             await active.process.start()
         except OSError as error:
@@ -180,6 +204,30 @@ class Dispatcher:
             logger.exception("run %s of task %s: its start could not be stored", run.id, run.task)
         logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
         return await active.process.wait()
+
+    async def _wait_for_environment(self, active: ActiveRun) -> Environment | None:
+        waiting = asyncio.ensure_future(self._envs.wait(active.task))
+        stopping = asyncio.ensure_future(active.stop_requested.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            return None
+        return waiting.result()
+
+    def _process(self, active: ActiveRun, environment: Environment | None) -> RunProcess:
+        task, run, request = active.task, active.run, active.request
+        variables = task_environment(task, run, request)
+        return RunProcess(
+            task.argv(request.args, str(environment.python))
+            if environment
+            else task.argv(request.args),
+            task.folder,
+            environment.activate(variables) if environment else variables,
+            active.writer,
+            task.spec.timeout,
+            self._settings.kill_grace,
+        )
 
     def _finish(self, active: ActiveRun, run: Run) -> None:
         summary = run.status.value + (f": {run.error}" if run.error else "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasse.models import TASK_NAME_PATTERN
+from tasse.values import TASK_NAME_PATTERN
 
 
 class TasseError(Exception):
@@ -75,3 +75,12 @@ class TaskBusyError(TasseError):
         super().__init__(
             f"task {name!r} is already running (run {run_id}); cancel it or wait for it to end"
         )
+
+
+class TaskEnvError(TasseError):
+    """The task's Python environment cannot be used: its build failed, or no interpreter fits."""
+
+    def __init__(self, name: str, problem: str):
+        self.name = name
+        self.problem = problem
+        super().__init__(f"task {name!r}: its Python environment {problem}")

@@ -59,6 +59,10 @@ class LogLayout:
         """The task's combined, timestamped log."""
         return self.logs_dir / task / TASK_LOG
 
+    def env_log(self, task: str) -> Path:
+        """The installer's output of the latest build of the task's environment."""
+        return self.logs_dir / task / "env.log"
+
     def run_log(self, task: str, run_id: str) -> Path:
         """One run's raw output."""
         if not _RUN_ID.fullmatch(run_id):

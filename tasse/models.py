@@ -5,18 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from tasse.dependencies import Dependencies
+from tasse.interpreters import parse_request
 from tasse.schedules import CronSpec, DateSpec, IntervalSpec, Schedule, TimeZoneName, TriggerSpec
-from tasse.values import Text, VariableName
+from tasse.values import TASK_NAME_PATTERN, Text, VariableName
 
-TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: stands for the task environment's interpreter in a command (`python task.py`)
+PYTHON = "python"
 
 
 class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _python_request(value: str) -> str:
+    parse_request(value)
+    return value
 
 
 class TaskSpec(_Spec):
@@ -32,6 +40,8 @@ class TaskSpec(_Spec):
     env: dict[VariableName, Text] = Field(default_factory=dict)
     timeout: float | None = Field(None, gt=0)
     timezone: TimeZoneName | None = None
+    #: the interpreter: `3.12`, `3.12.1` or a specifier like `>=3.10,<3.13`
+    python: Annotated[str, AfterValidator(_python_request)] | None = None
 
     @property
     def triggers(self) -> list[IntervalSpec | CronSpec | DateSpec | str]:
@@ -52,10 +62,16 @@ class Task(_Spec):
     spec: TaskSpec
     command: tuple[str, ...]
     source: Literal["folder"] = "folder"
+    #: what its Python environment holds; None when it needs none (a shell script
+    #: without dependency files)
+    dependencies: Dependencies | None = None
 
-    def argv(self, extra: list[str] | None = None) -> list[str]:
+    def argv(self, extra: list[str] | None = None, python: str = PYTHON) -> list[str]:
         """The full command line: entrypoint, the task's `args`, then any extra ones."""
-        return [*self.command, *self.spec.args, *(extra or [])]
+        command = list(self.command)
+        if command[0] == PYTHON:
+            command[0] = python
+        return [*command, *self.spec.args, *(extra or [])]
 
 
 class RunStatus(StrEnum):
@@ -117,6 +133,35 @@ class RunRequest(_Spec):
     params: dict[VariableName, Text] = Field(default_factory=dict)
 
 
+class EnvStatus(StrEnum):
+    """Where a task's Python environment stands."""
+
+    #: the task needs none (a shell script without dependency files)
+    none = "none"
+    #: being built, or waiting for a build slot
+    building = "building"
+    ready = "ready"
+    #: the last build failed; `error` says why, env.log has the installer's output
+    failed = "failed"
+
+
+class EnvInfo(BaseModel):
+    """A task's environment as the API and CLI show it."""
+
+    status: EnvStatus = EnvStatus.none
+    hash: str | None = None
+    #: the interpreter: implementation, version and path
+    python: str | None = None
+    #: the file the dependencies came from
+    source: str | None = None
+    requirements: list[str] = Field(default_factory=list)
+    path: str | None = None
+    built_at: datetime | None = None
+    error: str | None = None
+    #: what Tasse chose on the task's behalf (how a poetry.lock was installed)
+    note: str | None = None
+
+
 class TaskInfo(BaseModel):
     """A task as the API and CLI show it."""
 
@@ -130,3 +175,4 @@ class TaskInfo(BaseModel):
     error: str | None = None
     folder: str | None = None
     command: list[str] = Field(default_factory=list)
+    env: EnvInfo = Field(default_factory=EnvInfo)

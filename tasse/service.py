@@ -13,7 +13,8 @@ from tasse import discovery
 from tasse.dispatcher import Dispatcher
 from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
 from tasse.logs import LogLayout, follow
-from tasse.models import Run, RunRequest, Task, TaskInfo
+from tasse.models import EnvInfo, Run, RunRequest, Task, TaskInfo
+from tasse.provisioner import Planned, Provisioner
 from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.reloader import Reloader
 from tasse.runner import watch_children_on_the_loop
@@ -50,7 +51,8 @@ class Tasse:
         )
         self.store = RunStore(settings.store_url)
         self.registry = Registry()
-        self.dispatcher = Dispatcher(settings, self.store, self.layout)
+        self.envs = Provisioner(settings, self.layout)
+        self.dispatcher = Dispatcher(settings, self.store, self.layout, self.envs)
         self.scheduler = Scheduler(self._on_fire, settings.timezone)
         self.started_at: datetime | None = None
         self.reloader = Reloader(settings, self.rescan)
@@ -79,6 +81,7 @@ class Tasse:
             gc.freeze()
             gc.enable()
         self._unwatch_children = watch_children_on_the_loop()
+        self.envs.start()
         self.scheduler.start()
         self.reloader.start()
         self.started_at = datetime.now(UTC)
@@ -94,6 +97,7 @@ class Tasse:
         self.scheduler.shutdown()
         await self.reloader.stop()
         await self.dispatcher.shutdown()
+        self.envs.stop()
         self._unwatch_children()
         self.store.close()
 
@@ -108,24 +112,32 @@ class Tasse:
                 # entrypoint deep inside) appeared without changing anything we stat.
                 for name in self.registry.errors():
                     known.pop(name, None)
-            scan, prepared = await asyncio.to_thread(self._scan, known, only)
+            scan, prepared, plans = await asyncio.to_thread(self._scan, known, only)
             report = self.registry.apply(scan, prepared, only)
             for name in report.removed:
                 self.scheduler.unschedule(name)
+                self.envs.forget(name)
             for name in report.added + report.changed:
                 entry = self.registry.entries[name]
                 assert entry.task is not None
                 self.scheduler.schedule(entry.task, entry.triggers)
+                self.envs.track(entry.task, plans[name])
             return report
 
     def _scan(
         self, known: dict[str, discovery.Fingerprint], only: set[str] | None
-    ) -> tuple[discovery.Scan, dict[str, Prepared]]:
-        # Runs on a worker thread: reading and validating thousands of files must not
-        # hold up the event loop that fires schedules and answers the API.
+    ) -> tuple[discovery.Scan, dict[str, Prepared], dict[str, Planned]]:
+        # Runs on a worker thread: reading and validating thousands of files (and probing
+        # interpreters, once) must not hold up the loop that fires schedules and answers.
         scan = discovery.scan(self.settings.tasks_dir, known, only)
         zone = self.settings.timezone
-        return scan, {name: prepare(result, zone) for name, result in scan.loaded.items()}
+        prepared = {name: prepare(result, zone) for name, result in scan.loaded.items()}
+        plans = {
+            name: self.envs.plan(result[0])
+            for name, result in prepared.items()
+            if not isinstance(result, TaskConfigError)
+        }
+        return scan, prepared, plans
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -176,7 +188,12 @@ class Tasse:
             error=error,
             folder=str(task.folder),
             command=task.argv(),
+            env=self.envs.info(entry.name),
         )
+
+    def rebuild_env(self, name: str) -> EnvInfo:
+        """Build the task's environment again, replacing the current one when done."""
+        return self.envs.rebuild(self._runnable(name).name)
 
     # -- runs --------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     #: a file holding the token (for Docker secrets); used when api_token is not set
     api_token_file: Path | None = None
+    #: what builds task environments: uv when it is installed (`auto`), or virtualenv + pip
+    installer: Literal["auto", "uv", "pip"] = "auto"
+    #: a folder (or URL) of wheels the installer may use, for offline machines
+    find_links: str | None = None
+    #: environments built at the same time
+    env_builds: int = Field(2, ge=1, le=32)
+    #: seconds an installer may take before it is stopped and the build fails
+    env_build_timeout: float = Field(900.0, gt=0)
+    #: days an environment no current task needs is kept after its last use
+    env_max_age_days: float = Field(30.0, ge=0)
 
     @field_validator("log_level")
     @classmethod
@@ -88,6 +98,11 @@ class Settings(BaseSettings):
     def logs_dir(self) -> Path:
         """Where run output is written."""
         return self.data_dir / "logs"
+
+    @property
+    def venvs_dir(self) -> Path:
+        """Where task environments are built."""
+        return self.data_dir / "venvs"
 
     @property
     def store_url(self) -> str:

@@ -6,6 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
+#: a task's name: its folder's name, a URL path segment, a log folder
+TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
 
 def scalar_to_text(value: Any) -> Any:
     """YAML turns `PORT: 8080` into an int; env values and args are text for a process."""

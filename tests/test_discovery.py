@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -113,7 +112,7 @@ def test_a_folder_with_only_task_py_is_an_on_demand_task(make_task: MakeTask) ->
 
     assert task.spec.triggers == []
     assert task.spec.enabled
-    assert task.command == (sys.executable, "task.py")
+    assert task.command == ("python", "task.py")
 
 
 @pytest.mark.parametrize("content", ["", "# nothing to say yet\n", "---\n"])
@@ -133,14 +132,14 @@ def test_task_sh_runs_with_bash(make_task: MakeTask) -> None:
 def test_task_py_wins_over_task_sh(make_task: MakeTask) -> None:
     folder = make_task("both", **{"task.sh": "echo hi\n"})
 
-    assert load(folder).command == (sys.executable, "task.py")
+    assert load(folder).command == ("python", "task.py")
 
 
 @pytest.mark.parametrize(
     ("entrypoint", "command"),
     [
-        ("src/main.py", (sys.executable, "src/main.py")),
-        ("./src/main.py", (sys.executable, "src/main.py")),
+        ("src/main.py", ("python", "src/main.py")),
+        ("./src/main.py", ("python", "src/main.py")),
         ("bin/run.sh", ("bash", "bin/run.sh")),
         ("bin/run", ("./bin/run",)),
     ],

@@ -347,7 +347,10 @@ async def test_the_run_sees_task_and_request_env(report: tuple[Task, Run, dict[s
     assert env["APP_REQUEST"] == "from-request"
     assert env["APP_URL"] == "https://override.example"
     assert env["TASSE_PARAM_CITY"] == "Berlin"
-    assert env["PATH"] == os.environ["PATH"]
+    # The server's PATH, behind the task environment's bin (an activated virtualenv).
+    venv_bin, _, rest = env["PATH"].partition(os.pathsep)
+    assert rest == os.environ["PATH"]
+    assert venv_bin == os.path.join(env["VIRTUAL_ENV"], "bin")
 
 
 async def test_the_run_gets_task_args_then_request_args(
