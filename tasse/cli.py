@@ -1,10 +1,9 @@
-"""`tasse serve | run | list | validate | next`: the command line, settings built at the edge."""
+"""`tasse serve | run | list | validate | next | env`: the command line; settings built here."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from tasse import discovery
+from tasse.cli_env import add_env_commands, environment_for
 from tasse.dispatcher import new_run_id
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
@@ -26,7 +26,6 @@ from tasse.scheduler import crontab_trigger, upcoming
 from tasse.service import prepare
 from tasse.settings import Settings
 from tasse.store import RunStore
-from tasse.values import TASK_NAME_PATTERN
 
 _FLAGS = {  # command-line flag → Settings field
     "data_dir": "data_dir",
@@ -34,6 +33,8 @@ _FLAGS = {  # command-line flag → Settings field
     "store_address": "store_address",
     "log_level": "log_level",
     "api_token_file": "api_token_file",
+    "installer": "installer",
+    "find_links": "find_links",
 }
 
 
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", help="folder with tasks/ and logs/ (default: data)")
     common.add_argument("--store-address", help="SQLAlchemy URL of the run history, or memory://")
     common.add_argument("--log-level", help="CRITICAL, ERROR, WARNING, INFO or DEBUG")
+    common.add_argument("--installer", help="auto (uv if installed), uv or pip")
+    common.add_argument("--find-links", help="a folder of wheels the installer may use")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", parents=[common], help="schedule tasks, serve the API")
@@ -100,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     upcoming_.add_argument("--timezone", help="for a crontab line (default: the server's)")
     upcoming_.add_argument("--count", type=int, default=5)
     upcoming_.set_defaults(handler=_next)
+
+    add_env_commands(commands, common)
     return parser
 
 
@@ -140,12 +145,7 @@ def _check_store(settings: Settings) -> None:
 
 
 def _load(settings: Settings, name: str) -> tuple[Task, tuple[Any, ...]]:
-    if not re.match(TASK_NAME_PATTERN, name):
-        raise TaskNameError(name)
-    folder = settings.tasks_dir / name
-    if not folder.is_dir():
-        raise TasseError(f"no task folder {str(folder)!r}")
-    result = prepare(discovery.load_or_error(folder), settings.timezone)
+    result = prepare(discovery.load_by_name(settings.tasks_dir, name), settings.timezone)
     if isinstance(result, TasseError):
         raise result
     return result
@@ -164,7 +164,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         scheduled_at=now,
         started_at=now,
     )
-    return run_in_foreground(task, run, request)
+    return run_in_foreground(task, run, request, environment_for(settings, task))
 
 
 def _scan(settings: Settings) -> dict[str, Prepared | TasseError]:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from tasse.dependencies import DEPENDENCY_FILES, read_dependencies
-from tasse.errors import TaskConfigError
+from tasse.errors import TaskConfigError, TaskNameError, TaskNotFoundError
 from tasse.models import PYTHON, Task, TaskSpec
 from tasse.values import TASK_NAME_PATTERN
 
@@ -110,6 +110,19 @@ def _mtime(path: str) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return 0
+
+
+def load_by_name(tasks_dir: Path, name: str) -> Task:
+    """Load the task folder of that name (for the CLI); raises a TasseError saying why not."""
+    if not _NAME.match(name):
+        raise TaskNameError(name)
+    folder = tasks_dir / name
+    if not folder.is_dir():
+        raise TaskNotFoundError(name, f"there is no folder {str(folder)!r}")
+    result = load_or_error(folder)
+    if isinstance(result, TaskConfigError):
+        raise result
+    return result
 
 
 def load_or_error(folder: Path) -> Task | TaskConfigError:

@@ -16,7 +16,7 @@ from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError, Task
 from tasse.logs import LogLayout, RunLogWriter
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
 from tasse.provisioner import Pending, Provisioner
-from tasse.runner import Outcome, RunProcess, task_environment
+from tasse.runner import Outcome, RunProcess, command_line
 from tasse.settings import Settings
 from tasse.store import RunStore
 
@@ -216,14 +216,12 @@ class Dispatcher:
         return waiting.result()
 
     def _process(self, active: ActiveRun, environment: Environment | None) -> RunProcess:
-        task, run, request = active.task, active.run, active.request
-        variables = task_environment(task, run, request)
+        task = active.task
+        argv, variables = command_line(task, active.run, active.request, environment)
         return RunProcess(
-            task.argv(request.args, str(environment.python))
-            if environment
-            else task.argv(request.args),
+            argv,
             task.folder,
-            environment.activate(variables) if environment else variables,
+            variables,
             active.writer,
             task.spec.timeout,
             self._settings.kill_grace,

@@ -34,9 +34,11 @@ class TaskNameError(TasseError, ValueError):
 class TaskNotFoundError(TasseError, LookupError):
     """No task by that name is loaded."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, detail: str = ""):
         self.name = name
-        super().__init__(f"No task by the name of {name!r} was found")
+        super().__init__(
+            f"No task by the name of {name!r} was found" + (f": {detail}" if detail else "")
+        )
 
 
 class RunNotFoundError(TasseError, LookupError):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasse.environments import Environment
 from tasse.errors import TaskConfigError
 from tasse.logs import CHUNK, RunLogWriter
 from tasse.models import Run, RunRequest, RunStatus, Task
@@ -77,13 +78,23 @@ def task_environment(task: Task, run: Run, request: RunRequest) -> dict[str, str
     }
 
 
-def run_in_foreground(task: Task, run: Run, request: RunRequest) -> int:
+def command_line(
+    task: Task, run: Run, request: RunRequest, environment: Environment | None
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment variables of a run, in the task's Python environment."""
+    variables = task_environment(task, run, request)
+    if environment is None:
+        return task.argv(request.args), variables
+    return task.argv(request.args, str(environment.python)), environment.activate(variables)
+
+
+def run_in_foreground(
+    task: Task, run: Run, request: RunRequest, environment: Environment | None
+) -> int:
     """Run a task attached to this terminal (for `tasse run`); return its exit code."""
-    argv = task.argv(request.args)
+    argv, variables = command_line(task, run, request, environment)
     try:
-        completed = subprocess.run(
-            argv, cwd=task.folder, env=task_environment(task, run, request), check=False
-        )
+        completed = subprocess.run(argv, cwd=task.folder, env=variables, check=False)
     except OSError as error:
         raise TaskConfigError(task.name, task.folder, f"could not be started: {error}") from None
     return completed.returncode
