@@ -5,6 +5,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     TASSE_DATA_DIR=/data
+# uv's cache beside the task environments (/data/venvs): on the same filesystem packages
+# are hard-linked rather than copied, and the volume keeps it across containers.
+ENV UV_CACHE_DIR=/data/.uv-cache
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -29,7 +29,7 @@ def test_example_tasks_are_valid() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 task(s) valid, 0 broken" in result.stderr
+    assert "4 task(s) valid, 0 broken" in result.stderr
 
 
 def _start(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -58,6 +58,17 @@ def _dockerfile_json(prefix: str) -> list[str]:
             argv: list[str] = json.loads(line[line.index("[") :])
             return argv
     raise AssertionError(f"no {prefix!r} line in the Dockerfile")
+
+
+def _built_environments(venvs: Path) -> int:
+    return sum(p.is_symlink() for p in venvs.iterdir()) if venvs.is_dir() else 0
+
+
+def _dockerfile_env() -> dict[str, str]:
+    """Every `ENV NAME=value` the Dockerfile sets (one per line or continued with `\\`)."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    pairs = [line.split(None, 1)[1] for line in text.splitlines() if line.startswith("ENV ")]
+    return dict(item.split("=", 1) for pairs_line in pairs for item in pairs_line.split())
 
 
 def _healthcheck_code() -> str:
@@ -105,10 +116,19 @@ def test_dockerfile_command_and_healthcheck(tmp_path: Path) -> None:
         str(data) if arg == "/data" else arg.replace("0.0.0.0:4243", f"127.0.0.1:{port}")
         for arg in command[1:]
     ]
-    server = _start(argv, tmp_path, {})
+    # The image's environment, with /data moved: uv's cache lives in the volume.
+    image_env = {k: v.replace("/data", str(data)) for k, v in _dockerfile_env().items()}
+    assert image_env["UV_CACHE_DIR"] == str(data / ".uv-cache")
+    task = data / "tasks" / "needs-six"
+    task.mkdir(parents=True)
+    (task / "requirements.txt").write_text("six\n")
+    (task / "task.py").write_text("import six\n")
+    server = _start(argv, tmp_path, image_env)
     try:
         wait_until(lambda: _healthy(port), timeout=20, every=0.2)
-        assert (data / "tasks").is_dir()
+        # The task's environment is built in the volume, from a cache in the volume.
+        wait_until(lambda: _built_environments(data / "venvs") == 1, timeout=40, every=0.2)
+        assert (data / ".uv-cache").is_dir()
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0
