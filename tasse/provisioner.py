@@ -64,9 +64,11 @@ class Provisioner:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Clear what a crash left behind, then collect garbage every hour."""
-        self.cache.collect_garbage(self._needed(), self._max_age(), leftovers_age=0)
+        await asyncio.to_thread(
+            self.cache.collect_garbage, self._needed(), self._max_age(), leftovers_age=0
+        )
         self._collector = asyncio.get_running_loop().create_task(self._collect_periodically())
 
     def stop(self) -> None:

@@ -81,7 +81,7 @@ class Tasse:
             gc.freeze()
             gc.enable()
         self._unwatch_children = watch_children_on_the_loop()
-        self.envs.start()
+        await self.envs.start()
         self.scheduler.start()
         self.reloader.start()
         self.started_at = datetime.now(UTC)
