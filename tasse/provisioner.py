@@ -71,12 +71,14 @@ class Provisioner:
         )
         self._collector = asyncio.get_running_loop().create_task(self._collect_periodically())
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Kill running installers; their builds fail and nothing half-built is used."""
         if self._collector is not None:
             self._collector.cancel()
         self.cache.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # The build threads end as soon as their installer is gone; wait for them so
+        # their results land while the loop still runs.
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
     # -- tasks -----------------------------------------------------------------------------
 

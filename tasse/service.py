@@ -97,7 +97,7 @@ class Tasse:
         self.scheduler.shutdown()
         await self.reloader.stop()
         await self.dispatcher.shutdown()
-        self.envs.stop()
+        await self.envs.stop()
         self._unwatch_children()
         self.store.close()
 
