@@ -20,9 +20,12 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from tasse.discovery import TASK_FILE
+from tasse.discovery import TASK_FILE, WATCHED_FILES
 
 logger = logging.getLogger(__name__)
+
+#: files whose edit in place (a write, no rename) changes what the task is or holds
+_DEFINING_FILES = frozenset((TASK_FILE, *WATCHED_FILES))
 
 # watchdog warns when a folder created while its recursive watch is being set up is
 # already watched; it simply keeps one watch, so there is nothing for a user to do.
@@ -54,7 +57,7 @@ def affected_task(tasks_dir: Path, path: str, event_type: str) -> str | None:
         return None
     if len(parts) == 1:
         return parts[0]  # the folder itself appeared, vanished or was renamed
-    if len(parts) == 2 and (event_type in _STRUCTURAL or parts[1] == TASK_FILE):
+    if len(parts) == 2 and (event_type in _STRUCTURAL or parts[1] in _DEFINING_FILES):
         return parts[0] if parts[1] != "__pycache__" else None
     return None  # deeper files (a task's own data or .venv) do not define the task
 

@@ -94,9 +94,17 @@ def test_affected_task(path: str, event_type: str, expected: str | None) -> None
     assert affected_task(TASKS, str(TASKS / path), event_type) == expected
 
 
-def test_editing_a_task_script_does_not_rescan() -> None:
-    # The script is read at run time; only task.yaml and the folder's contents define a task.
-    assert affected_task(TASKS, str(TASKS / "hello/task.py"), "modified") is None
+def test_editing_a_helper_module_does_not_rescan() -> None:
+    # Code is read at run time; task.yaml, the dependency files and task.py (its PEP 723
+    # block) define a task and its environment, other files only by coming and going.
+    assert affected_task(TASKS, str(TASKS / "hello/helpers.py"), "closed") is None
+
+
+@pytest.mark.parametrize(
+    "name", ["task.py", "requirements.txt", "pyproject.toml", "poetry.lock", "task.yaml"]
+)
+def test_editing_a_defining_file_in_place_rescans_its_task(name: str) -> None:
+    assert affected_task(TASKS, str(TASKS / "hello" / name), "closed") == "hello"
 
 
 @pytest.mark.parametrize("path", ["/data/tasks", "/data/logs/hello/log.txt", "/etc/hosts"])
