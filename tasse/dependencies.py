@@ -32,6 +32,7 @@ MAX_FILE_BYTES = 1024 * 1024
 _PEP723_BLOCK = re.compile(
     r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
 )
+_PEP723_START = re.compile(r"(?m)^# /// script$")
 #: requirement lines that point into the folder: the environment then belongs to it alone
 _LOCAL = re.compile(
     r"^(-e|--editable|-f|--find-links|-r|--requirement|-c|--constraint|\.|/|file:)|@\s*file:"
@@ -76,7 +77,10 @@ def requirement_lines(name: str, file: Path, text: str) -> list[str]:
         if line.startswith("-") or _LOCAL.search(line) or "://" in line:
             lines.append(line)  # options, paths and URLs go to the installer as written
             continue
-        lines.append(_requirement(name, file, line, f"line {number}"))
+        # Options after a requirement (`--hash=sha256:…` from pip-compile) stay with it.
+        requirement, separator, options = line.partition(" --")
+        checked = _requirement(name, file, requirement.strip(), f"line {number}")
+        lines.append(f"{checked} --{options.strip()}" if separator else checked)
     return lines
 
 
@@ -123,21 +127,22 @@ def _local(lines: list[str]) -> list[str]:
 def _from_pyproject(name: str, folder: Path, data: dict[str, Any]) -> Dependencies | None:
     file = folder / PYPROJECT
     project = data.get("project")
+    table = data.get("tool", {}).get("poetry", {}).get("dependencies")
     if isinstance(project, dict) and "dependencies" in project:
         items = _string_list(name, file, project["dependencies"], "project.dependencies")
         lines = [_requirement(name, file, item, "project.dependencies") for item in items]
         requires = _python_spec(name, file, project.get("requires-python"), "requires-python")
-        return Dependencies(PYPROJECT, tuple(sorted(set(lines))), requires)
-    table = data.get("tool", {}).get("poetry", {}).get("dependencies")
-    if table is None:
+    elif table is not None:
+        try:
+            declared = poetry.declared(table, folder)
+        except ValueError as error:
+            raise TaskConfigError(name, file, str(error), "tool.poetry.dependencies") from None
+        lines, requires = declared.requirements, declared.python
+    else:
         return None
-    try:
-        declared = poetry.declared(table, folder)
-    except ValueError as error:
-        raise TaskConfigError(name, file, str(error), "tool.poetry.dependencies") from None
     lock_file = folder / POETRY_LOCK
-    if not lock_file.is_file():
-        return Dependencies(PYPROJECT, tuple(sorted(declared.requirements)), declared.python)
+    if not lock_file.is_file():  # (Poetry 2 writes PEP 621 tables, locked all the same)
+        return Dependencies(PYPROJECT, tuple(sorted(set(lines))), requires)
     try:
         pins = poetry.locked(_toml(name, lock_file), folder)
     except ValueError as error:
@@ -146,12 +151,12 @@ def _from_pyproject(name: str, folder: Path, data: dict[str, Any]) -> Dependenci
         f"{POETRY_LOCK}: its {len(pins)} locked versions are installed as pins "
         "(read by Tasse, so the result is the same whether or not Poetry is installed)"
     )
-    return Dependencies(POETRY_LOCK, tuple(sorted(pins)), declared.python, note=note)
+    return Dependencies(POETRY_LOCK, tuple(sorted(pins)), requires, note=note)
 
 
 def _from_script(name: str, script: Path) -> Dependencies:
     text = _read(name, script)
-    if "# /// script" not in text:  # the cheap test first: most tasks have no block
+    if "# /// script" not in text or not _PEP723_START.search(text):  # most tasks have none
         return Dependencies()
     blocks = [m for m in _PEP723_BLOCK.finditer(text) if m.group("type") == "script"]
     if len(blocks) > 1:
@@ -195,7 +200,8 @@ def _read(name: str, file: Path) -> str:
     if len(raw) > MAX_FILE_BYTES:
         raise TaskConfigError(name, file, f"is larger than {MAX_FILE_BYTES} bytes")
     try:
-        return raw.decode("utf-8")
+        # Universal newlines, as Python reads source: a CRLF file has the same blocks.
+        return raw.decode("utf-8").replace("\r\n", "\n")
     except UnicodeDecodeError:
         raise TaskConfigError(name, file, "is not UTF-8 text") from None
 

@@ -66,8 +66,9 @@ def to_specifier(constraint: str) -> str:
     """`^1.2` → `<2.0,>=1.2`, `~1.2.3` → `<1.3.0,>=1.2.3`, `1.2.*` → `==1.2.*`, `*` → ``."""
     if "||" in constraint:
         raise ValueError(f"{constraint!r}: alternatives (`||`) are not supported")
-    parts = [p for p in re.split(r"[,\s]+(?=[\^~<>=!\d*])", constraint.strip()) if p]
-    specifiers = [s for part in parts for s in _one(part.replace(" ", ""))]
+    # `>= 1.2, < 1.5` and `>=1.2 <1.5` alike: operators joined to their versions first.
+    joined = re.sub(r"(>=|<=|!=|==|~=|>|<|\^|~)\s+", r"\1", constraint.strip())
+    specifiers = [s for part in re.split(r"[,\s]+", joined) if part for s in _one(part)]
     try:
         return str(SpecifierSet(",".join(specifiers)))
     except InvalidSpecifier:
