@@ -7,8 +7,10 @@ entrypoint. Reads files only; `environments.py` turns the result into an environ
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,20 +56,34 @@ class Dependencies:
     note: str | None = None
 
 
-def read_dependencies(name: str, folder: Path, entrypoint: str | None) -> Dependencies:
-    """The dependency spec of a task folder; a bad file raises `TaskConfigError`."""
-    requirements_file = folder / REQUIREMENTS
-    if requirements_file.is_file():
+def read_dependencies(
+    name: str, folder: Path, entrypoint: str | None, files: Collection[str] | None = None
+) -> Dependencies:
+    """The dependency spec of a task folder; a bad file raises `TaskConfigError`.
+
+    `files` names the regular files at the folder's top level, when the caller has listed
+    them already (with thousands of folders, every stat saved shows).
+    """
+    if files is None:
+        files = regular_files(folder)
+    if REQUIREMENTS in files:
+        requirements_file = folder / REQUIREMENTS
         lines = requirement_lines(name, requirements_file, _read(name, requirements_file))
         return Dependencies(REQUIREMENTS, _canonical(lines), local=bool(_local(lines)))
-    pyproject_file = folder / PYPROJECT
-    if pyproject_file.is_file():
-        found = _from_pyproject(name, folder, _toml(name, pyproject_file))
+    if PYPROJECT in files:
+        found = _from_pyproject(name, folder, _toml(name, folder / PYPROJECT), files)
         if found is not None:
             return found
-    if entrypoint and entrypoint.endswith(".py") and (folder / entrypoint).is_file():
+    top_level = entrypoint in files
+    if entrypoint and entrypoint.endswith(".py") and (top_level or (folder / entrypoint).is_file()):
         return _from_script(name, folder / entrypoint)
     return Dependencies()
+
+
+def regular_files(folder: Path) -> set[str]:
+    """The names of the regular files (or links to one) at the top of a folder."""
+    with os.scandir(folder) as entries:
+        return {entry.name for entry in entries if entry.is_file()}
 
 
 def requirement_lines(name: str, file: Path, text: str) -> list[str]:
@@ -124,7 +140,9 @@ def _local(lines: list[str]) -> list[str]:
     return [line for line in lines if _LOCAL.search(line)]
 
 
-def _from_pyproject(name: str, folder: Path, data: dict[str, Any]) -> Dependencies | None:
+def _from_pyproject(
+    name: str, folder: Path, data: dict[str, Any], files: Collection[str]
+) -> Dependencies | None:
     file = folder / PYPROJECT
     project = data.get("project")
     table = data.get("tool", {}).get("poetry", {}).get("dependencies")
@@ -141,7 +159,7 @@ def _from_pyproject(name: str, folder: Path, data: dict[str, Any]) -> Dependenci
     else:
         return None
     lock_file = folder / POETRY_LOCK
-    if not lock_file.is_file():  # (Poetry 2 writes PEP 621 tables, locked all the same)
+    if POETRY_LOCK not in files:  # (Poetry 2 writes PEP 621 tables, locked all the same)
         return Dependencies(PYPROJECT, tuple(sorted(set(lines))), requires)
     try:
         pins = poetry.locked(_toml(name, lock_file), folder)
@@ -156,7 +174,7 @@ def _from_pyproject(name: str, folder: Path, data: dict[str, Any]) -> Dependenci
 
 def _from_script(name: str, script: Path) -> Dependencies:
     text = _read(name, script)
-    if "# /// script" not in text or not _PEP723_START.search(text):  # most tasks have none
+    if "# /// script" not in text or not _PEP723_START.search(text):  # most scripts have none
         return Dependencies()
     blocks = [m for m in _PEP723_BLOCK.finditer(text) if m.group("type") == "script"]
     if len(blocks) > 1:
@@ -195,8 +213,9 @@ def _python_spec(name: str, file: Path, value: Any, key: str) -> str | None:
 
 
 def _read(name: str, file: Path) -> str:
-    with file.open("rb") as stream:
-        raw = stream.read(MAX_FILE_BYTES + 1)
+    with open(file, "rb") as stream:
+        # Sized by the file: read(1 MiB) would allocate that much for a 50-byte file.
+        raw = stream.read(min(os.fstat(stream.fileno()).st_size, MAX_FILE_BYTES) + 1)
     if len(raw) > MAX_FILE_BYTES:
         raise TaskConfigError(name, file, f"is larger than {MAX_FILE_BYTES} bytes")
     try:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tasse.dependencies import DEPENDENCY_FILES, read_dependencies
+from tasse.dependencies import DEPENDENCY_FILES, read_dependencies, regular_files
 from tasse.errors import TaskConfigError, TaskNameError, TaskNotFoundError
 from tasse.models import PYTHON, Task, TaskSpec
 from tasse.values import TASK_NAME_PATTERN
@@ -69,13 +69,13 @@ def scan(tasks_dir: Path, known: Mapping[str, Fingerprint], only: set[str] | Non
             result.rejected.append(name)
             continue
         try:
-            fingerprint = folder_fingerprint(folder)
+            fingerprint, present = _probe(folder)
         except OSError:
             continue  # vanished between listing and looking: it counts as removed
         changed_at = max(fingerprint[0], fingerprint[1], fingerprint[3])
         result.fingerprints[name] = RECENT if changed_at > racy_after else fingerprint
         if known.get(name) != fingerprint:
-            result.loaded[name] = load_or_error(Path(folder))
+            result.loaded[name] = load_or_error(Path(folder), present)
     candidates = set(known) if only is None else set(known) & only
     result.removed.update(candidates - set(result.fingerprints))
     return result
@@ -96,20 +96,27 @@ def _folders(tasks_dir: Path, only: set[str] | None) -> list[tuple[str, str]]:
 
 def folder_fingerprint(folder: str | Path) -> Fingerprint:
     """Cheap change detector: a few stat calls, no reading."""
+    return _probe(folder)[0]
+
+
+def _probe(folder: str | Path) -> tuple[Fingerprint, frozenset[str]]:
+    # One stat per file that defines a task; what exists is handed on to loading, so it
+    # need not look again (with ten thousand folders, every stat shows).
     folder_mtime = os.stat(folder).st_mtime_ns
-    dependencies = max(_mtime(os.path.join(folder, name)) for name in WATCHED_FILES)
-    try:
-        task_file = os.stat(os.path.join(folder, TASK_FILE))
-    except (FileNotFoundError, NotADirectoryError):
-        return (folder_mtime, 0, -1, dependencies)
-    return (folder_mtime, task_file.st_mtime_ns, task_file.st_size, dependencies)
-
-
-def _mtime(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return 0
+    task_file: tuple[int, int] = (0, -1)
+    newest, present = 0, set()
+    for name in (TASK_FILE, *WATCHED_FILES):
+        try:
+            status = os.stat(os.path.join(folder, name))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if name == TASK_FILE:
+            task_file = (status.st_mtime_ns, status.st_size)
+        else:
+            newest = max(newest, status.st_mtime_ns)
+        if stat.S_ISREG(status.st_mode):
+            present.add(name)
+    return (folder_mtime, *task_file, newest), frozenset(present)
 
 
 def load_by_name(tasks_dir: Path, name: str) -> Task:
@@ -125,23 +132,27 @@ def load_by_name(tasks_dir: Path, name: str) -> Task:
     return result
 
 
-def load_or_error(folder: Path) -> Task | TaskConfigError:
+def load_or_error(folder: Path, present: frozenset[str] | None = None) -> Task | TaskConfigError:
     """Load one task folder, turning every problem into a `TaskConfigError` for that task."""
     try:
-        return load_task(folder)
+        return load_task(folder, present)
     except TaskConfigError as error:
         return error
     except OSError as error:
         return TaskConfigError(folder.name, folder, f"cannot be read: {error.strerror or error}")
 
 
-def load_task(folder: Path) -> Task:
-    """Read `folder/task.yaml` (optional) and find the entrypoint."""
+def load_task(folder: Path, present: frozenset[str] | None = None) -> Task:
+    """Read `folder/task.yaml` (optional) and find the entrypoint.
+
+    `present`: which of task.yaml, task.py and the dependency files exist, if known.
+    """
     name = folder.name
     spec = parse_spec(name, folder / TASK_FILE, _read_task_file(name, folder / TASK_FILE))
-    command = _command(name, folder, spec)
+    files = regular_files(folder) if present is None else _with_shell_script(folder, present)
+    command = _command(name, folder, spec, files)
     is_python = command[0] == PYTHON
-    dependencies = read_dependencies(name, folder, command[1] if is_python else None)
+    dependencies = read_dependencies(name, folder, command[1] if is_python else None, files)
     return Task(
         name=name,
         folder=folder,
@@ -172,9 +183,11 @@ def _read_task_file(name: str, file: Path) -> Any:
     except FileNotFoundError:
         return None  # every key is optional, so is the file
     with os.fdopen(descriptor, "rb") as stream:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
             raise TaskConfigError(name, file, "is not a regular file")
-        raw = stream.read(MAX_TASK_FILE_BYTES + 1)
+        # Sized by the file: read(256 KiB) would allocate that much for a 50-byte file.
+        raw = stream.read(min(status.st_size, MAX_TASK_FILE_BYTES) + 1)
         too_big = len(raw) > MAX_TASK_FILE_BYTES
         size = os.fstat(descriptor).st_size if too_big else len(raw)
     if size > MAX_TASK_FILE_BYTES:
@@ -216,7 +229,14 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def _command(name: str, folder: Path, spec: TaskSpec) -> tuple[str, ...]:
+def _with_shell_script(folder: Path, present: frozenset[str]) -> set[str]:
+    # task.sh is looked for only when there is no task.py, as the entrypoint order says.
+    if "task.py" in present or not os.path.isfile(os.path.join(folder, "task.sh")):
+        return set(present)
+    return {*present, "task.sh"}
+
+
+def _command(name: str, folder: Path, spec: TaskSpec, files: set[str]) -> tuple[str, ...]:
     if spec.entrypoint:
         entry = (folder / spec.entrypoint).resolve()
         if not entry.is_relative_to(folder.resolve()):
@@ -229,7 +249,7 @@ def _command(name: str, folder: Path, spec: TaskSpec) -> tuple[str, ...]:
             )
         return command_for(entry.relative_to(folder.resolve()).as_posix())
     for candidate in DEFAULT_ENTRYPOINTS:
-        if (folder / candidate).is_file():
+        if candidate in files:
             return command_for(candidate)
     raise TaskConfigError(
         name, folder, "has no task.py or task.sh, and task.yaml names no `entrypoint`"

@@ -113,9 +113,20 @@ def pick_installer(setting: str) -> Installer:
 
 def plan(task: Task, dependencies: Dependencies, installer: Installer) -> EnvPlan:
     """Choose the interpreter and hash the spec; raises NoInterpreterError."""
+    # Paths in the lines are the folder's, so only this folder may share it.
+    folder = str(task.folder.resolve()) if dependencies.local else None
+    interpreter, digest = _choose_and_hash(dependencies, task.spec.python, installer, folder)
+    return EnvPlan(dependencies, interpreter, installer, task.folder, digest)
+
+
+@functools.lru_cache(maxsize=4096)
+def _choose_and_hash(
+    dependencies: Dependencies, python: str | None, installer: Installer, folder: str | None
+) -> tuple[Interpreter, str]:
+    # Cached: thousands of tasks usually share a handful of specs (most, the bare one).
     constraints = []
-    if task.spec.python:
-        constraints.append(("`python:` in task.yaml", str(parse_request(task.spec.python))))
+    if python:
+        constraints.append(("`python:` in task.yaml", str(parse_request(python))))
     if dependencies.requires_python:
         where = f"requires-python in {dependencies.source}"
         constraints.append((where, dependencies.requires_python))
@@ -124,11 +135,10 @@ def plan(task: Task, dependencies: Dependencies, installer: Installer) -> EnvPla
         "requirements": dependencies.requirements,
         "python": [interpreter.implementation, str(interpreter.version), interpreter.path],
         "installer": installer,
-        # Paths in the lines are the folder's, so only this folder may share it.
-        "folder": str(task.folder.resolve()) if dependencies.local else None,
+        "folder": folder,
     }
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-    return EnvPlan(dependencies, interpreter, installer, task.folder, digest)
+    return interpreter, digest
 
 
 class EnvCache:
@@ -272,16 +282,24 @@ class EnvCache:
                 start_new_session=True,
             )
             self._processes.add(process)
-        try:
-            return process.wait(timeout=self._timeout)
-        except subprocess.TimeoutExpired:
+        # wait() without a timeout: with one, CPython polls in sleeps of up to 50 ms,
+        # which a build of two quick commands notices. A timer enforces the limit instead.
+        timed_out = threading.Event()
+
+        def stop_installer() -> None:
+            timed_out.set()
             with contextlib.suppress(OSError):
                 os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return TIMED_OUT
+
+        timer = threading.Timer(self._timeout, stop_installer)
+        timer.start()
+        try:
+            code = process.wait()
         finally:
+            timer.cancel()
             with self._guard:
                 self._processes.discard(process)
+        return TIMED_OUT if timed_out.is_set() else code
 
     def _publish(self, plan: EnvPlan, target: Path) -> Environment:
         link = self.root / plan.hash

@@ -53,6 +53,7 @@ def parse_request(value: str) -> SpecifierSet:
         raise ValueError(f"{value!r} is not a Python version (like 3.12) or specifier") from None
 
 
+@functools.cache
 def own() -> Interpreter:
     """The interpreter Tasse runs on (the base one, if Tasse runs in a virtualenv)."""
     base = getattr(sys, "_base_executable", sys.executable)
