@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+)
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
+from tasse.catalog import API_BODY, validate
+from tasse.definitions import TaskDefinition
+from tasse.errors import TaskConfigError
 from tasse.models import EnvInfo, Run, RunRequest, RunStatus, TaskInfo
 from tasse.registry import RescanReport
 from tasse.service import Tasse
@@ -66,10 +79,51 @@ async def list_tasks(tasse: TasseDep) -> list[TaskInfo]:
     return tasse.list_tasks()
 
 
+@router.get("/cronjobs/", include_in_schema=False)
+@router.get("/cronjobs", summary="List Tasks (Supertask's name)")
+async def list_cronjobs(tasse: TasseDep) -> list[TaskInfo]:
+    """`GET /tasks` under Supertask's name, read-only, for its users and clients."""
+    return tasse.list_tasks()
+
+
 @router.get("/tasks/{name}")
 async def get_task(name: TaskName, tasse: TasseDep) -> TaskInfo:
     """One task."""
     return tasse.get_task(name)
+
+
+@router.post("/tasks", status_code=201, dependencies=Authorized)
+async def create_task(definition: TaskDefinition, tasse: TasseDep) -> TaskInfo:
+    """Define a task: the keys of task.yaml plus `command`, `python_ref` or `task`."""
+    await tasse.catalog.create(definition)
+    return tasse.get_task(definition.name)
+
+
+@router.put("/tasks/{name}", dependencies=Authorized)
+async def replace_task(
+    name: TaskName, body: Annotated[dict[str, Any], Body()], tasse: TasseDep, response: Response
+) -> TaskInfo:
+    """Define or replace a task defined through the API (201 when it is new)."""
+    if body.setdefault("name", name) != name:
+        raise TaskConfigError(name, API_BODY, f"names another task ({body['name']!r})", "name")
+    if await tasse.catalog.put(validate(body, name)):
+        response.status_code = 201
+    return tasse.get_task(name)
+
+
+@router.patch("/tasks/{name}", dependencies=Authorized)
+async def patch_task(
+    name: TaskName, changes: Annotated[dict[str, Any], Body()], tasse: TasseDep
+) -> TaskInfo:
+    """Change some keys of a task defined through the API; `null` removes a key."""
+    await tasse.catalog.patch(name, changes)
+    return tasse.get_task(name)
+
+
+@router.delete("/tasks/{name}", status_code=204, dependencies=Authorized)
+async def delete_task(name: TaskName, tasse: TasseDep) -> None:
+    """Delete a task defined through the API (runs in progress finish)."""
+    await tasse.catalog.delete(name)
 
 
 @router.post("/tasks/{name}/run", status_code=202, dependencies=Authorized)

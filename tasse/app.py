@@ -11,11 +11,13 @@ from fastapi.responses import JSONResponse
 
 from tasse.api import router
 from tasse.errors import (
+    FolderTaskError,
     RunFinishedError,
     TaskBrokenError,
     TaskBusyError,
     TaskConfigError,
     TaskEnvError,
+    TaskExistsError,
     TasseError,
 )
 from tasse.service import Tasse
@@ -30,6 +32,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (TaskBrokenError, 409),
     (RunFinishedError, 409),
     (TaskEnvError, 409),
+    (TaskExistsError, 409),
+    (FolderTaskError, 409),
     (TaskConfigError, 422),
     (ValueError, 422),
 )

@@ -31,9 +31,14 @@ _FLAGS = {  # command-line flag → Settings field
     "data_dir": "data_dir",
     "http_listen_address": "http_listen_address",
     "store_address": "store_address",
+    "store_schema_name": "store_schema_name",
+    "store_table_name": "store_table_name",
     "log_level": "log_level",
     "api_token_file": "api_token_file",
     "installer": "installer",
+    "pre_seed_jobs": "pre_seed_jobs",
+    "pre_seed_interval": "pre_seed_interval",
+    "pre_delete_jobs": "pre_delete_jobs",
     "find_links": "find_links",
 }
 
@@ -66,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="folder with tasks/ and logs/ (default: data)")
     common.add_argument("--store-address", help="SQLAlchemy URL of the run history, or memory://")
+    common.add_argument("--store-schema-name", help="database schema of the store's tables")
+    common.add_argument("--store-table-name", help="prefix of the store's tables (default: tasse)")
     common.add_argument("--log-level", help="CRITICAL, ERROR, WARNING, INFO or DEBUG")
     common.add_argument("--installer", help="auto (uv if installed), uv or pip")
     common.add_argument("--find-links", help="a folder of wheels the installer may use")
@@ -74,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="schedule tasks, serve the API")
     serve.add_argument("--http-listen-address", help="HOST:PORT (default: 127.0.0.1:4243)")
     serve.add_argument("--api-token-file", help="file with the token mutating routes require")
+    serve.add_argument("--pre-seed-jobs", help="file or URL of task definitions to keep loaded")
+    serve.add_argument(
+        "--pre-seed-interval", type=float, help="seconds between fetches of a seed URL"
+    )
+    serve.add_argument(
+        "--pre-delete-jobs",
+        action="store_true",
+        default=None,
+        help="remove every API and seed task from the store first",
+    )
     serve.set_defaults(handler=_serve)
 
     run = commands.add_parser("run", parents=[common], help="run a task once, in the foreground")
@@ -138,7 +155,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _check_store(settings: Settings) -> None:
     # A bad address is one clear line here, not a traceback from the server's start-up.
     try:
-        RunStore(settings.store_url).close()
+        RunStore(settings.store_url, settings.store_schema_name, settings.store_table_name).close()
     except (SQLAlchemyError, ValueError, OSError) as error:
         detail = str(error).splitlines()[0]
         raise TasseError(f"store {settings.store_url!r} cannot be used: {detail}") from None
@@ -220,6 +237,8 @@ def _next(settings: Settings, args: argparse.Namespace) -> int:
         what = f"task {task.name!r}" + ("" if task.spec.enabled else " (disabled)")
         triggers = triggers if task.spec.enabled else []
     fires = upcoming(triggers, args.count, datetime.now(UTC))
+    if any(str(trigger) == "@reboot" for trigger in triggers):
+        print(f"{what} fires once each time the server starts (@reboot)", file=sys.stderr)
     if not fires:
         print(f"{what} has no upcoming fire time", file=sys.stderr)
     for fire in fires:

@@ -69,6 +69,11 @@ class CronFields:
         }
 
 
+def is_reboot(line: str) -> bool:
+    """`@reboot`: once, when the server starts."""
+    return line.strip().lower() == "@reboot"
+
+
 def parse_crontab(line: str) -> tuple[CronFields, ...]:
     """Parse a crontab line; two field sets mean "either matches" (day OR weekday).
 
@@ -77,8 +82,8 @@ def parse_crontab(line: str) -> tuple[CronFields, ...]:
     """
     text = " ".join(line.split())
     if text.startswith("@"):
-        if text.lower() == "@reboot":
-            raise ValueError("@reboot is not supported yet")
+        if is_reboot(text):
+            return ()  # no calendar: once, when the server starts (see scheduler.py)
         if text.lower() not in MACROS:
             raise ValueError(f"unknown macro {text!r} (known: {', '.join(MACROS)})")
         text = MACROS[text.lower()]

@@ -110,6 +110,10 @@ class Dispatcher:
             except TaskEnvError as error:
                 self._record_not_run(task.name, latest, RunStatus.failed, str(error))
 
+    def fire_refused(self, name: str, due: list[datetime], reason: str) -> None:
+        """Record a fire that cannot run (its task is broken) as a failed run, with why."""
+        self._record_not_run(name, due[-1], RunStatus.failed, reason)
+
     def run_now(self, task: Task, request: RunRequest) -> Run:
         """Start a manual run; refuse while another run of the task is alive."""
         running = self._running_by_task.get(task.name)

@@ -86,3 +86,25 @@ class TaskEnvError(TasseError):
         self.name = name
         self.problem = problem
         super().__init__(f"task {name!r}: its Python environment {problem}")
+
+
+class TaskExistsError(TasseError):
+    """A task of that name exists already (a folder, or one defined earlier)."""
+
+    def __init__(self, name: str, source: str):
+        self.name = name
+        super().__init__(
+            f"task {name!r} exists already (source: {source}); "
+            f"PUT /tasks/{name} replaces a task defined through the API"
+        )
+
+
+class FolderTaskError(TasseError):
+    """The API was asked to change a task that its folder defines."""
+
+    def __init__(self, name: str, folder: str):
+        self.name = name
+        super().__init__(
+            f"task {name!r} is defined by its folder {folder!r}: edit the folder; "
+            "the API changes only tasks defined through it"
+        )

@@ -54,22 +54,28 @@ class TaskSpec(_Spec):
         return first + list(self.schedules)
 
 
+#: where a task is defined: its folder, the HTTP API, or a seed file
+TaskSource = Literal["folder", "api", "seed"]
+
+
 class Task(_Spec):
-    """A task as loaded from its folder: its spec plus the command that runs it."""
+    """A loaded task: its spec plus the command that runs it."""
 
     name: str = Field(pattern=TASK_NAME_PATTERN)
     folder: Path
     spec: TaskSpec
     command: tuple[str, ...]
-    source: Literal["folder"] = "folder"
+    source: TaskSource = "folder"
     #: what its Python environment holds; None when it needs none (a shell script
     #: without dependency files)
     dependencies: Dependencies | None = None
+    #: a defined task that runs another task's code (resolved at each run)
+    reference: str | None = None
 
     def argv(self, extra: list[str] | None = None, python: str = PYTHON) -> list[str]:
         """The full command line: entrypoint, the task's `args`, then any extra ones."""
         command = list(self.command)
-        if command[0] == PYTHON:
+        if command and command[0] == PYTHON:
             command[0] = python
         return [*command, *self.spec.args, *(extra or [])]
 
@@ -166,7 +172,7 @@ class TaskInfo(BaseModel):
     """A task as the API and CLI show it."""
 
     name: str
-    source: Literal["folder"] = "folder"
+    source: TaskSource = "folder"
     description: str = ""
     enabled: bool = True
     schedules: list[dict[str, Any] | str] = Field(default_factory=list)
@@ -176,3 +182,5 @@ class TaskInfo(BaseModel):
     folder: str | None = None
     command: list[str] = Field(default_factory=list)
     env: EnvInfo = Field(default_factory=EnvInfo)
+    #: for tasks defined through the API or a seed file: the definition as stored
+    definition: dict[str, Any] | None = None

@@ -15,7 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from tasse.crontab import parse_crontab
+from tasse.crontab import is_reboot, parse_crontab
 from tasse.discovery import TASK_FILE
 from tasse.errors import TaskConfigError
 from tasse.models import Task
@@ -65,7 +65,7 @@ def _build_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> Base
 def _make_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> BaseTrigger:
     file = task.folder / TASK_FILE
     if isinstance(spec, str):
-        return CrontabTrigger(spec, zone)  # the line was checked when task.yaml was read
+        return crontab_trigger(spec, zone.key)  # the line was checked when task.yaml was read
     if isinstance(spec, IntervalSpec):
         if spec.period_seconds() <= 0:
             raise TaskConfigError(
@@ -102,13 +102,29 @@ def _build_cron(task: Task, key: str, spec: CronSpec, zone: ZoneInfo) -> BaseTri
 
 def crontab_trigger(line: str, zone: str) -> BaseTrigger:
     """A trigger for a crontab line in a time zone (ValueError for a bad line or zone)."""
+    if is_reboot(line):
+        return RebootTrigger()
     return CrontabTrigger(line, ZoneInfo(check_timezone(zone)))
+
+
+class RebootTrigger(BaseTrigger):  # type: ignore[misc]
+    """`@reboot`: fires once, as the server starts (the scheduler adds it only then)."""
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        return None if previous_fire_time else now
+
+    def __str__(self) -> str:
+        return "@reboot"
 
 
 def upcoming(triggers: Sequence[BaseTrigger], count: int, now: datetime) -> list[datetime]:
     """The next `count` fire times of all triggers together, in order, without duplicates."""
     times: set[datetime] = set()
     for trigger in triggers:
+        if isinstance(trigger, RebootTrigger):
+            continue  # no time of its own: it fires at the next start of the server
         previous: datetime | None = None
         for _ in range(count):
             try:
@@ -228,6 +244,8 @@ class Scheduler:
         for index, trigger in enumerate(triggers):
             if isinstance(trigger, DateTrigger) and trigger.run_date < now:
                 continue  # a one-off date that has passed has nothing left to fire
+            if isinstance(trigger, RebootTrigger) and self._aps.running:
+                continue  # a task added or changed while running: its @reboot is at the next start
             job_id = f"{task.name}#{index}"
             self._aps.add_job(_never_called, trigger, id=job_id, name=task.name)
             ids.append(job_id)

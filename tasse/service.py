@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from tasse import discovery
+from tasse.catalog import Catalog
+from tasse.definitions import resolve
 from tasse.dispatcher import Dispatcher
 from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
 from tasse.logs import LogLayout, follow
@@ -19,6 +21,7 @@ from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.reloader import Reloader
 from tasse.runner import watch_children_on_the_loop
 from tasse.scheduler import Scheduler, build_triggers, upcoming
+from tasse.seeds import Seeder
 from tasse.settings import Settings
 from tasse.store import RunStore
 
@@ -49,13 +52,23 @@ class Tasse:
             settings.max_task_log_bytes,
             settings.task_log_backups,
         )
-        self.store = RunStore(settings.store_url)
+        self.store = RunStore(
+            settings.store_url, settings.store_schema_name, settings.store_table_name
+        )
         self.registry = Registry()
         self.envs = Provisioner(settings, self.layout)
         self.dispatcher = Dispatcher(settings, self.store, self.layout, self.envs)
         self.scheduler = Scheduler(self._on_fire, settings.timezone)
         self.started_at: datetime | None = None
         self.reloader = Reloader(settings, self.rescan)
+        self.catalog = Catalog(
+            settings, self.store, self.registry, self.scheduler, self.envs, self.rescan
+        )
+        self.seeder = (
+            Seeder(self.catalog, settings.pre_seed_jobs, settings.pre_seed_interval)
+            if settings.pre_seed_jobs
+            else None
+        )
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
 
@@ -76,6 +89,13 @@ class Tasse:
         # frozen afterwards they no longer make every full collection a long pause.
         gc.disable()
         try:
+            # Defined tasks first: a folder whose name one of them has is then reported.
+            if self.settings.pre_delete_jobs:
+                removed = await asyncio.to_thread(self.store.delete_tasks, ("api", "seed"))
+                logger.info("--pre-delete-jobs: %d API and seed task(s) removed", removed)
+            await self.catalog.load()
+            if self.seeder is not None:
+                await self.seeder.start()
             report = await self.rescan()
         finally:
             gc.freeze()
@@ -86,8 +106,9 @@ class Tasse:
         self.reloader.start()
         self.started_at = datetime.now(UTC)
         logger.info(
-            "Tasse started: %d task(s), %d error(s), data in %s",
+            "Tasse started: %d task(s) from folders, %d defined, %d error(s), data in %s",
             len(report.added),
+            len(self.catalog.stored),
             len(report.errors),
             self.settings.data_dir,
         )
@@ -96,6 +117,8 @@ class Tasse:
         """Stop firing and watching, stop live runs, and close the store."""
         self.scheduler.shutdown()
         await self.reloader.stop()
+        if self.seeder is not None:
+            await self.seeder.stop()
         await self.dispatcher.shutdown()
         await self.envs.stop()
         self._unwatch_children()
@@ -173,10 +196,18 @@ class Tasse:
         error = str(entry.error) if entry.error else None
         last_run = self.dispatcher.last_runs.get(entry.name)
         if task is None:
-            return TaskInfo(name=entry.name, enabled=False, error=error, last_run=last_run)
+            return TaskInfo(
+                name=entry.name,
+                source=self.catalog.source_of(entry.name),
+                enabled=False,
+                error=error,
+                last_run=last_run,
+                definition=self.catalog.definition(entry.name),
+            )
         spec = task.spec
         return TaskInfo(
             name=entry.name,
+            source=task.source,
             description=spec.description,
             enabled=spec.enabled,
             schedules=[
@@ -187,8 +218,9 @@ class Tasse:
             last_run=last_run,
             error=error,
             folder=str(task.folder),
-            command=task.argv(),
-            env=self.envs.info(entry.name),
+            command=task.argv() if task.reference is None else [f"task:{task.reference}"],
+            env=self.envs.info(task.reference or entry.name),
+            definition=self.catalog.definition(entry.name),
         )
 
     def rebuild_env(self, name: str) -> EnvInfo:
@@ -199,12 +231,32 @@ class Tasse:
 
     def _on_fire(self, name: str, due: list[datetime]) -> None:
         entry = self.registry.entries.get(name)
-        if entry is not None and entry.task is not None:
-            self.dispatcher.fire(entry.task, due)
+        if entry is None or entry.task is None:
+            return
+        try:
+            task = self._resolved(entry.task)
+        except TaskBrokenError as error:
+            self.dispatcher.fire_refused(name, due, str(error))
+            return
+        self.dispatcher.fire(task, due)
 
     def run_now(self, name: str, request: RunRequest) -> Run:
         """Start a manual run of a task now."""
-        return self.dispatcher.run_now(self._runnable(name), request)
+        return self.dispatcher.run_now(self._resolved(self._runnable(name)), request)
+
+    def _resolved(self, task: Task) -> Task:
+        # A `task:` reference runs its target's current code, so it is resolved per run.
+        if task.reference is None:
+            return task
+        target = self.registry.entries.get(task.reference)
+        if target is None or target.task is None:
+            state = "does not exist" if target is None else "is broken"
+            raise TaskBrokenError(task.name, f"it runs task {task.reference!r}, which {state}")
+        if target.task.reference is not None:
+            raise TaskBrokenError(
+                task.name, f"it runs task {task.reference!r}, which only refers to another"
+            )
+        return resolve(task, target.task)
 
     def get_run(self, run_id: str) -> Run:
         """One run, live state first."""

@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tasse.schedules import check_timezone
+from tasse.store_migrations import check_schema_name, check_table_name
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -24,13 +32,28 @@ class Settings(BaseSettings):
     """Everything an operator can set; each field is also `TASSE_<FIELD>` in the environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TASSE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="TASSE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        # fields with Supertask's `ST_*` names as aliases are still set by their own name
+        validate_by_name=True,
     )
 
     data_dir: Path = Path("data")
     http_listen_address: Annotated[str, AfterValidator(_check_listen_address)] = "127.0.0.1:4243"
     #: SQLAlchemy URL of the history store; empty means `sqlite:///<data_dir>/tasse.db`
-    store_address: str = ""
+    store_address: str = Field(
+        "", validation_alias=AliasChoices("TASSE_STORE_ADDRESS", "ST_STORE_ADDRESS")
+    )
+    #: the database schema holding the store's tables (PostgreSQL, MariaDB; created if missing)
+    store_schema_name: Annotated[str | None, AfterValidator(check_schema_name)] = Field(
+        None, validation_alias=AliasChoices("TASSE_STORE_SCHEMA_NAME", "ST_STORE_SCHEMA_NAME")
+    )
+    #: the store's tables are `<name>_runs`, `<name>_tasks` and `<name>_alembic_version`
+    store_table_name: Annotated[str, AfterValidator(check_table_name)] = Field(
+        "tasse", validation_alias=AliasChoices("TASSE_STORE_TABLE_NAME", "ST_STORE_TABLE_NAME")
+    )
     log_level: str = "INFO"
     #: zone for schedules that name none
     timezone: Annotated[str, AfterValidator(check_timezone)] = "UTC"
@@ -64,6 +87,12 @@ class Settings(BaseSettings):
     env_build_timeout: float = Field(900.0, gt=0)
     #: days an environment no current task needs is kept after its last use
     env_max_age_days: float = Field(30.0, ge=0)
+    #: a seed file or URL of task definitions (JSON or YAML), kept applied
+    pre_seed_jobs: str | None = None
+    #: seconds between fetches of a seed URL (None: only at start)
+    pre_seed_interval: float | None = Field(None, gt=0)
+    #: remove every API and seed task from the store at start
+    pre_delete_jobs: bool = False
 
     @field_validator("log_level")
     @classmethod

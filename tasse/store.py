@@ -1,34 +1,74 @@
-"""Run history in any SQLAlchemy database: SQLite by default, `memory://` for nothing kept."""
+"""The job store in any SQLAlchemy database: run history and API/seed-defined tasks.
+
+SQLite by default, `memory://` for nothing kept, PostgreSQL (psycopg 3) and MariaDB/MySQL
+(PyMySQL) tested; `crate://` is passed to its dialect untested. Tables are named from a
+prefix (`<table>_runs`, `<table>_tasks`) and migrated with Alembic as the store opens.
+"""
 
 from __future__ import annotations
 
+import gc
+import json
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Column,
     DateTime,
     Engine,
-    Index,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
     TypeDecorator,
     bindparam,
+    cast,
     create_engine,
     event,
     func,
     select,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeEngine
 
 from tasse.models import Run, RunStatus
+from tasse.store_migrations import StoreNames, migrate
 
-metadata = MetaData()
+#: longest task name and source the tasks table holds
+MAX_NAME_LENGTH, MAX_SOURCE_LENGTH = 64, 16
+#: a bare scheme gets the driver Tasse's extras install (`postgres`, `mysql`)
+_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    """A task defined through the API or a seed file, as the store holds it."""
+
+    name: str
+    #: "api" or "seed"
+    source: str
+    #: the task's JSON definition
+    definition: dict[str, Any]
+    #: when it was first saved (aware, UTC); kept when it is saved again
+    created_at: datetime
+    #: when it was last saved (aware, UTC)
+    updated_at: datetime
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -37,38 +77,17 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        # MySQL's DATETIME drops microseconds unless asked; run ids and times must not.
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return value.astimezone(UTC).replace(tzinfo=None) if value else None
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return value.replace(tzinfo=UTC) if value else None
-
-
-runs = Table(
-    "tasse_runs",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("task", String(64), nullable=False),
-    Column("trigger", String(16), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("exit_code", Integer),
-    Column("scheduled_at", UTCDateTime),
-    Column("started_at", UTCDateTime),
-    Column("finished_at", UTCDateTime),
-    Column("error", Text),
-    Index("ix_tasse_runs_task_id", "task", "id"),
-    Index("ix_tasse_runs_status", "status"),
-)
-
-_RUN_COLUMNS = tuple(runs.c.keys())
-# Built once: compiling a statement per call costs more than SQLite takes to run it.
-_INSERT = runs.insert()
-_UPDATE = (
-    runs.update()
-    .where(runs.c.id == bindparam("run_id"))
-    .values({name: bindparam(name) for name in _RUN_COLUMNS if name != "id"})
-)
-_GET = select(runs).where(runs.c.id == bindparam("run_id"))
 
 
 def make_engine(address: str) -> Engine:
@@ -78,6 +97,8 @@ def make_engine(address: str) -> Engine:
             "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
         )
     url = make_url(address)
+    if url.drivername in _DRIVERS:
+        url = url.set(drivername=_DRIVERS[url.drivername])
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
@@ -97,12 +118,75 @@ def _tune_sqlite(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class RunStore:
-    """Records runs and answers questions about their history."""
+def _tables(names: StoreNames) -> tuple[Table, Table]:
+    # Only what reading and writing need: the DDL lives in the migrations.
+    metadata = MetaData(schema=names.schema)
+    runs = Table(
+        names.runs,
+        metadata,
+        Column("id", String(64), primary_key=True),
+        Column("task", String(64), nullable=False),
+        Column("trigger", String(16), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("exit_code", Integer),
+        Column("scheduled_at", UTCDateTime),
+        Column("started_at", UTCDateTime),
+        Column("finished_at", UTCDateTime),
+        Column("error", Text),
+    )
+    tasks = Table(
+        names.tasks,
+        metadata,
+        Column("name", String(MAX_NAME_LENGTH), primary_key=True),
+        Column("source", String(MAX_SOURCE_LENGTH), nullable=False),
+        Column("definition", JSON, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    return runs, tasks
 
-    def __init__(self, address: str):
+
+_RUN_COLUMNS = tuple(_tables(StoreNames())[0].c.keys())
+
+
+class RunStore:
+    """Records runs, answers questions about their history, and keeps defined tasks."""
+
+    def __init__(self, address: str, schema: str | None = None, table_name: str = "tasse"):
+        self.names = StoreNames(table_name, schema)
         self.engine = make_engine(address)
-        metadata.create_all(self.engine)
+        if self.names.schema and self.engine.dialect.name == "sqlite":
+            raise ValueError(
+                f"store schema name {self.names.schema!r} cannot be used with SQLite, which has no"
+                " schemas: leave it unset (a store table name keeps stores apart)"
+            )
+        self._runs, self._tasks = _tables(self.names)
+        # Built once: compiling a statement per call costs more than SQLite takes to run it.
+        self._insert_run = self._runs.insert()
+        self._update_run = (
+            self._runs.update()
+            .where(self._runs.c.id == bindparam("run_id"))
+            .values({name: bindparam(name) for name in _RUN_COLUMNS if name != "id"})
+        )
+        self._get_run = select(self._runs).where(self._runs.c.id == bindparam("run_id"))
+        self._get_task = select(self._tasks).where(self._tasks.c.name == bindparam("task"))
+        tasks = self._tasks.c
+        self._all_tasks = select(
+            tasks.name,
+            tasks.source,
+            cast(tasks.definition, Text),
+            tasks.created_at,
+            tasks.updated_at,
+        )
+        try:
+            self.migrate()
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def migrate(self) -> None:
+        """Create the schema and tables, or bring them to the newest revision (at start)."""
+        migrate(self.engine, self.names)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -111,23 +195,24 @@ class RunStore:
     def add(self, run: Run) -> None:
         """Record a new run."""
         with self.engine.begin() as connection:
-            connection.execute(_INSERT, _row(run))
+            connection.execute(self._insert_run, _row(run))
 
     def update(self, run: Run) -> None:
         """Record a run's new status and times."""
         values = _row(run)
         values["run_id"] = values.pop("id")
         with self.engine.begin() as connection:
-            connection.execute(_UPDATE, values)
+            connection.execute(self._update_run, values)
 
     def get(self, run_id: str) -> Run | None:
         """One run by id."""
         with self.engine.connect() as connection:
-            row = connection.execute(_GET, {"run_id": run_id}).first()
+            row = connection.execute(self._get_run, {"run_id": run_id}).first()
         return _run(row._mapping) if row else None
 
     def for_task(self, task: str, limit: int = 100, status: str | None = None) -> list[Run]:
         """The task's runs, newest first (run ids sort by creation time)."""
+        runs = self._runs
         query = select(runs).where(runs.c.task == task)
         if status:
             query = query.where(runs.c.status == status)
@@ -137,6 +222,7 @@ class RunStore:
 
     def latest_by_task(self) -> dict[str, Run]:
         """Each task's newest run, in one query."""
+        runs = self._runs
         latest = (
             select(runs.c.task, func.max(runs.c.id).label("id")).group_by(runs.c.task).subquery()
         )
@@ -146,6 +232,7 @@ class RunStore:
 
     def interrupt_unfinished(self, now: datetime) -> int:
         """Mark runs left queued or running by a previous server process as interrupted."""
+        runs = self._runs
         unfinished = runs.c.status.in_([RunStatus.queued.value, RunStatus.running.value])
         with self.engine.begin() as connection:
             result = connection.execute(
@@ -159,6 +246,77 @@ class RunStore:
             )
         return result.rowcount
 
+    def tasks(self) -> list[StoredTask]:
+        """Every stored task, ordered by name (code points, the same on every backend)."""
+        # 10,000 definitions load in half the time as one JSON array parsed at once, with
+        # the collector paused: it would otherwise sweep the heap over and over as they pile up.
+        with _collector_paused(), self.engine.connect() as connection:
+            rows = connection.execute(self._all_tasks).all()
+            definitions = json.loads("[" + ",".join([row[2] for row in rows]) + "]")
+            stored = [
+                StoredTask(row[0], row[1], definition, row[3], row[4])
+                for row, definition in zip(rows, definitions, strict=True)
+            ]
+        stored.sort(key=attrgetter("name"))
+        return stored
+
+    def get_task(self, name: str) -> StoredTask | None:
+        """One stored task by name."""
+        with self.engine.connect() as connection:
+            row = connection.execute(self._get_task, {"task": name}).first()
+        return _task(row) if row else None
+
+    def save_task(self, name: str, source: str, definition: dict[str, Any]) -> StoredTask:
+        """Insert a task or replace its source and definition, keeping its created_at."""
+        _check_length("task name", name, MAX_NAME_LENGTH)
+        _check_length("task source", source, MAX_SOURCE_LENGTH)
+        try:
+            return self._save_task(name, source, definition)
+        except IntegrityError:
+            # Another process inserted the same name between our update and insert.
+            return self._save_task(name, source, definition)
+
+    def _save_task(self, name: str, source: str, definition: dict[str, Any]) -> StoredTask:
+        tasks, now = self._tasks, datetime.now(UTC)
+        values = {"source": source, "definition": definition, "updated_at": now}
+        with self.engine.begin() as connection:
+            changed = connection.execute(tasks.update().where(tasks.c.name == name), values)
+            if not changed.rowcount:
+                connection.execute(tasks.insert(), {**values, "name": name, "created_at": now})
+            row = connection.execute(self._get_task, {"task": name}).one()
+        return _task(row)
+
+    def delete_task(self, name: str) -> bool:
+        """Remove a stored task; True if it was there."""
+        with self.engine.begin() as connection:
+            result = connection.execute(self._tasks.delete().where(self._tasks.c.name == name))
+        return bool(result.rowcount)
+
+    def delete_tasks(self, sources: Collection[str]) -> int:
+        """Remove every stored task from these sources; how many were removed."""
+        if not sources:
+            return 0
+        tasks = self._tasks
+        with self.engine.begin() as connection:
+            result = connection.execute(tasks.delete().where(tasks.c.source.in_(list(sources))))
+        return result.rowcount
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check_length(what: str, value: str, limit: int) -> None:
+    if not 0 < len(value) <= limit:
+        raise ValueError(f"{what} {value!r} must be 1 to {limit} characters long")
+
 
 def _row(run: Run) -> dict[str, Any]:
     values = run.model_dump()
@@ -169,3 +327,7 @@ def _row(run: Run) -> dict[str, Any]:
 
 def _run(mapping: Any) -> Run:
     return Run.model_validate({key: mapping[key] for key in _RUN_COLUMNS})
+
+
+def _task(row: Row[Any]) -> StoredTask:
+    return StoredTask(row.name, row.source, row.definition, row.created_at, row.updated_at)

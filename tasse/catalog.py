@@ -1,0 +1,181 @@
+"""Tasks defined as data (API, seed files): validated, stored in the job store, scheduled.
+
+Folder tasks stay the folders' business: the catalog refuses to change them, and a folder
+whose name a defined task already has is reported, not loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from tasse.definitions import DefinedSource, TaskDefinition, to_task
+from tasse.errors import (
+    FolderTaskError,
+    TaskConfigError,
+    TaskExistsError,
+    TaskNotFoundError,
+)
+from tasse.models import TaskSource
+from tasse.provisioner import Provisioner
+from tasse.registry import Registry
+from tasse.scheduler import Scheduler, build_triggers
+from tasse.settings import Settings
+from tasse.store import RunStore, StoredTask
+
+logger = logging.getLogger(__name__)
+
+#: what an error names as the "file" of a task defined through the API
+API_BODY = "the API definition"
+
+
+class Catalog:
+    """Creates, replaces, patches and deletes defined tasks, keeping store and schedule in step."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStore,
+        registry: Registry,
+        scheduler: Scheduler,
+        envs: Provisioner,
+        rescan: Callable[[set[str]], Any],
+    ):
+        self._settings = settings
+        self._store = store
+        self._registry = registry
+        self._scheduler = scheduler
+        self._envs = envs
+        self._rescan = rescan
+        #: each defined task's stored definition, as the API shows it
+        self.stored: dict[str, StoredTask] = {}
+
+    @property
+    def work_dir(self) -> Any:
+        """Where defined tasks run (each in a folder of its own)."""
+        return self._settings.data_dir / "work"
+
+    async def load(self) -> int:
+        """Schedule every task the store holds (at start); a bad one becomes a task error."""
+        stored = await asyncio.to_thread(self._store.tasks)
+        for item in stored:
+            try:
+                definition = TaskDefinition.model_validate(item.definition)
+                await self._install(definition, item)
+            except (ValidationError, TaskConfigError) as error:
+                problem = TaskConfigError(item.name, f"the job store ({item.source})", str(error))
+                logger.error("%s", problem)
+                self.stored[item.name] = item
+                self._registry.define_error(item.name, problem)
+        return len(stored)
+
+    async def create(self, definition: TaskDefinition, source: DefinedSource = "api") -> None:
+        """A new task; 409 when any task of that name exists."""
+        if definition.name in self._registry.entries:
+            raise TaskExistsError(definition.name, self.source_of(definition.name))
+        await self.put(definition, source)
+
+    async def put(self, definition: TaskDefinition, source: DefinedSource = "api") -> bool:
+        """Create or replace a defined task; returns whether it was new."""
+        self._refuse_folder_task(definition.name)
+        new = definition.name not in self.stored
+        task, triggers = self._prepare(definition, source)  # a bad schedule: 422, nothing saved
+        item = await asyncio.to_thread(
+            self._store.save_task,
+            definition.name,
+            source,
+            definition.model_dump(mode="json", exclude_defaults=True),
+        )
+        await self._install(definition, item, (task, triggers))
+        logger.info("task %s %s (%s)", definition.name, "defined" if new else "replaced", source)
+        return new
+
+    async def patch(self, name: str, changes: Mapping[str, Any]) -> None:
+        """Change some keys of a defined task (`null` removes a key)."""
+        self._refuse_folder_task(name)
+        current = self.stored.get(name)
+        if current is None:
+            raise TaskNotFoundError(name)
+        merged = {**current.definition, **changes, "name": name}
+        merged = {key: value for key, value in merged.items() if value is not None}
+        await self.put(validate(merged, name), current.source)  # type: ignore[arg-type]
+
+    async def delete(self, name: str) -> None:
+        """Remove a defined task; a folder of that name is loaded in its place."""
+        self._refuse_folder_task(name)
+        if name not in self.stored:
+            raise TaskNotFoundError(name)
+        await asyncio.to_thread(self._store.delete_task, name)
+        self._forget(name)
+        logger.info("task %s deleted", name)
+        await self._rescan({name})
+
+    async def delete_sources(self, sources: Collection[str]) -> int:
+        """Remove every defined task from these sources (for `--pre-delete-jobs`)."""
+        count = await asyncio.to_thread(self._store.delete_tasks, sources)
+        for name, item in list(self.stored.items()):
+            if item.source in sources:
+                self._forget(name)
+        return count
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _prepare(self, definition: TaskDefinition, source: DefinedSource) -> tuple[Any, Any]:
+        task = to_task(definition, source, self.work_dir)
+        try:
+            return task, tuple(build_triggers(task, self._settings.timezone))
+        except TaskConfigError as error:
+            raise TaskConfigError(task.name, API_BODY, error.problem, error.key) from None
+
+    async def _install(
+        self, definition: TaskDefinition, item: StoredTask, prepared: tuple[Any, Any] | None = None
+    ) -> None:
+        task, triggers = prepared or self._prepare(definition, item.source)  # type: ignore[arg-type]
+        if task.reference is None:  # its working folder (a reference runs in its target's)
+            await asyncio.to_thread(task.folder.mkdir, parents=True, exist_ok=True)
+        self.stored[task.name] = item
+        self._registry.define(task, triggers)
+        self._scheduler.schedule(task, triggers)
+        planned = await asyncio.to_thread(self._envs.plan, task)
+        self._envs.track(task, planned)
+
+    def _forget(self, name: str) -> None:
+        self.stored.pop(name, None)
+        self._registry.undefine(name)
+        self._scheduler.unschedule(name)
+        self._envs.forget(name)
+
+    def _refuse_folder_task(self, name: str) -> None:
+        entry = self._registry.entries.get(name)
+        if name not in self.stored and entry is not None:
+            raise FolderTaskError(name, str(self._settings.tasks_dir / name))
+
+    def note_seed_problems(self, problems: list[str]) -> None:
+        """Keep the seed file's current problems where task errors are shown."""
+        self._registry.seed_problems = {
+            f"seed problem {number}": problem for number, problem in enumerate(problems, 1)
+        }
+
+    def source_of(self, name: str) -> TaskSource:
+        """Where the task of that name is defined."""
+        item = self.stored.get(name)
+        return "folder" if item is None else "seed" if item.source == "seed" else "api"
+
+    def definition(self, name: str) -> dict[str, Any] | None:
+        """The stored definition of a defined task (None for folder tasks)."""
+        item = self.stored.get(name)
+        return item.definition if item else None
+
+
+def validate(data: Mapping[str, Any], name: str, file: str = API_BODY) -> TaskDefinition:
+    """A definition from plain data; a bad one raises TaskConfigError naming the key."""
+    try:
+        return TaskDefinition.model_validate(data)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        key = ".".join(str(part) for part in first["loc"]) or None
+        raise TaskConfigError(name, file, first["msg"], key) from None

@@ -1,0 +1,148 @@
+"""The job store's schema, versioned with Alembic and brought to the newest revision at start.
+
+Revisions live in `versions/`, one file each, numbered; there is no alembic.ini: the
+configuration is built here. A revision reads where its tables go from
+`context.config.attributes["names"]` (a `StoreNames`), since every store names them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, column, inspect, select, table, text
+from sqlalchemy.schema import CreateSchema
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: the newest revision in versions/ (a test checks they agree)
+HEAD = "0002"
+#: `<table>_alembic_version` and index names stay within PostgreSQL's and MySQL's 63
+TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+SCHEMA_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: Alembic's `context` and `op` are module globals: one migration at a time per process
+_ALEMBIC = threading.Lock()
+
+
+def check_table_name(value: str) -> str:
+    """The table name prefix, if it can name tables on every backend."""
+    if not TABLE_NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"store table name {value!r} cannot be used: it must be letters, digits and _,"
+            " not start with a digit, and be at most 40 characters"
+        )
+    return value
+
+
+def check_schema_name(value: str | None) -> str | None:
+    """The schema name, if it can name a schema on every backend; None for none or empty."""
+    if not value:
+        return None  # `ST_STORE_SCHEMA_NAME=` in an env file means the default schema
+    if not SCHEMA_NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"store schema name {value!r} cannot be used: it must be letters, digits and _,"
+            " not start with a digit, and be at most 63 characters"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class StoreNames:
+    """Where a store's tables live: `<table>_runs`, `<table>_tasks`, in `schema` if set."""
+
+    table: str = "tasse"
+    schema: str | None = None
+
+    def __post_init__(self) -> None:
+        check_table_name(self.table)
+        object.__setattr__(self, "schema", check_schema_name(self.schema))
+
+    @property
+    def runs(self) -> str:
+        """The run history table."""
+        return f"{self.table}_runs"
+
+    @property
+    def tasks(self) -> str:
+        """The API- and seed-defined tasks table."""
+        return f"{self.table}_tasks"
+
+    @property
+    def version_table(self) -> str:
+        """Alembic's record of the revision the tables are at."""
+        return f"{self.table}_alembic_version"
+
+
+def current_revision(connection: Connection, names: StoreNames) -> str | None:
+    """The revision the store's tables are at; None before the first migration."""
+    if not inspect(connection).has_table(names.version_table, schema=names.schema):
+        return None
+    versions = table(names.version_table, column("version_num"), schema=names.schema)
+    return connection.execute(select(versions.c.version_num)).scalar()
+
+
+def migrate(engine: Engine, names: StoreNames) -> None:
+    """Bring the store's tables to HEAD (creating the schema first); a no-op when there."""
+    with engine.connect() as connection:
+        if current_revision(connection, names) == HEAD:
+            return  # the usual start: no lock taken, Alembic not even imported
+    # A new transaction, locked before its first read: MySQL's would otherwise go on
+    # seeing the revision from before another server's upgrade.
+    with engine.begin() as connection, _lock(connection, names):
+        if names.schema:
+            connection.execute(CreateSchema(names.schema, if_not_exists=True))
+        _run(connection, names, "upgrade", "head")
+
+
+def downgrade(engine: Engine, names: StoreNames, revision: str) -> None:
+    """Take the store's tables back to `revision` (`base` drops them all)."""
+    with engine.begin() as connection, _lock(connection, names):
+        _run(connection, names, "downgrade", revision)
+
+
+def _run(connection: Connection, names: StoreNames, action: str, revision: str) -> None:
+    # Imported here: Alembic adds about a tenth of a second, needed only when upgrading.
+    from alembic import command
+
+    with _ALEMBIC:
+        getattr(command, action)(_config(connection, names), revision)
+
+
+def _config(connection: Connection, names: StoreNames) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    location = str(Path(__file__).parent).replace("%", "%%")  # the option is interpolated
+    config.set_main_option("script_location", location)
+    config.attributes["connection"] = connection
+    config.attributes["names"] = names
+    return config
+
+
+@contextmanager
+def _lock(connection: Connection, names: StoreNames) -> Iterator[None]:
+    # Several servers sharing a store may start together; one migrates, the others wait
+    # and then find the tables at HEAD.
+    number = zlib.crc32(f"{names.schema}.{names.table}".encode())
+    key = f"tasse_migrate_{number:08x}"
+    dialect = connection.dialect.name
+    if dialect == "postgresql":  # released when the transaction ends
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
+    elif dialect == "sqlite":  # the write lock now, not a deadlock at the first write
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect in ("mysql", "mariadb"):
+        got = connection.execute(text("SELECT GET_LOCK(:key, 60)"), {"key": key}).scalar()
+        if got != 1:
+            raise TimeoutError(f"another server has been migrating the store for 60 s ({key})")
+    try:
+        yield
+    finally:
+        if dialect in ("mysql", "mariadb"):
+            connection.execute(text("SELECT RELEASE_LOCK(:key)"), {"key": key})
