@@ -53,6 +53,9 @@ class Catalog:
         self._rescan = rescan
         #: each defined task's stored definition, as the API shows it
         self.stored: dict[str, StoredTask] = {}
+        # One change at a time: a check ("is the name free?") and the save that relies on
+        # it must not interleave with another request's.
+        self._changing = asyncio.Lock()
 
     @property
     def work_dir(self) -> Any:
@@ -75,12 +78,17 @@ class Catalog:
 
     async def create(self, definition: TaskDefinition, source: DefinedSource = "api") -> None:
         """A new task; 409 when any task of that name exists."""
-        if definition.name in self._registry.entries:
-            raise TaskExistsError(definition.name, self.source_of(definition.name))
-        await self.put(definition, source)
+        async with self._changing:
+            if definition.name in self._registry.entries:
+                raise TaskExistsError(definition.name, self.source_of(definition.name))
+            await self._put(definition, source)
 
     async def put(self, definition: TaskDefinition, source: DefinedSource = "api") -> bool:
         """Create or replace a defined task; returns whether it was new."""
+        async with self._changing:
+            return await self._put(definition, source)
+
+    async def _put(self, definition: TaskDefinition, source: DefinedSource) -> bool:
         self._refuse_folder_task(definition.name)
         new = definition.name not in self.stored
         task, triggers = self._prepare(definition, source)  # a bad schedule: 422, nothing saved
@@ -96,21 +104,26 @@ class Catalog:
 
     async def patch(self, name: str, changes: Mapping[str, Any]) -> None:
         """Change some keys of a defined task (`null` removes a key)."""
-        self._refuse_folder_task(name)
-        current = self.stored.get(name)
-        if current is None:
-            raise TaskNotFoundError(name)
-        merged = {**current.definition, **changes, "name": name}
-        merged = {key: value for key, value in merged.items() if value is not None}
-        await self.put(validate(merged, name), current.source)  # type: ignore[arg-type]
+        if changes.get("name", name) != name:
+            raise TaskConfigError(name, API_BODY, "a task cannot be renamed", "name")
+        async with self._changing:
+            self._refuse_folder_task(name)
+            current = self.stored.get(name)
+            if current is None:
+                raise TaskNotFoundError(name)
+            merged = {**current.definition, **changes, "name": name}
+            merged = {key: value for key, value in merged.items() if value is not None}
+            source: DefinedSource = "seed" if current.source == "seed" else "api"
+            await self._put(validate(merged, name), source)
 
     async def delete(self, name: str) -> None:
         """Remove a defined task; a folder of that name is loaded in its place."""
-        self._refuse_folder_task(name)
-        if name not in self.stored:
-            raise TaskNotFoundError(name)
-        await asyncio.to_thread(self._store.delete_task, name)
-        self._forget(name)
+        async with self._changing:
+            self._refuse_folder_task(name)
+            if name not in self.stored:
+                raise TaskNotFoundError(name)
+            await asyncio.to_thread(self._store.delete_task, name)
+            self._forget(name)
         logger.info("task %s deleted", name)
         await self._rescan({name})
 

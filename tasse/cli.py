@@ -237,9 +237,10 @@ def _next(settings: Settings, args: argparse.Namespace) -> int:
         what = f"task {task.name!r}" + ("" if task.spec.enabled else " (disabled)")
         triggers = triggers if task.spec.enabled else []
     fires = upcoming(triggers, args.count, datetime.now(UTC))
-    if any(str(trigger) == "@reboot" for trigger in triggers):
+    reboot = any(str(trigger) == "@reboot" for trigger in triggers)
+    if reboot:
         print(f"{what} fires once each time the server starts (@reboot)", file=sys.stderr)
-    if not fires:
+    if not fires and not reboot:
         print(f"{what} has no upcoming fire time", file=sys.stderr)
     for fire in fires:
         print(fire.isoformat())

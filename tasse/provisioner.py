@@ -162,16 +162,18 @@ class Provisioner:
 
     async def wait(self, task: Task) -> Environment | None:
         """The task's environment, waiting for its build if needed."""
-        found = self.environment(task)
-        if isinstance(found, Pending):
+        for _ in range(3):  # a build, and once more if it was replaced meanwhile
+            found = self.environment(task)
+            if not isinstance(found, Pending):
+                return found
             build = self._building.get(found.hash)
             if build is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(build)
-            found = self.environment(task)
-        if isinstance(found, Pending):  # its build went and came back: treat as failed
-            raise TaskEnvError(task.name, "could not be built (see env.log)")
-        return found
+            # A finished build records its result in a callback that runs on the next
+            # turn of the loop; look again only after it.
+            await asyncio.sleep(0)
+        raise TaskEnvError(task.name, "was rebuilt again and again while the run waited")
 
     # -- internals -------------------------------------------------------------------------
 

@@ -217,7 +217,7 @@ class Tasse:
             next_run_at=self.scheduler.next_run_at(entry.name),
             last_run=last_run,
             error=error,
-            folder=str(task.folder),
+            folder=str(task.folder) if task.reference is None else None,
             command=task.argv() if task.reference is None else [f"task:{task.reference}"],
             env=self.envs.info(task.reference or entry.name),
             definition=self.catalog.definition(entry.name),
