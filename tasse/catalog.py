@@ -159,7 +159,7 @@ class Catalog:
     def _forget(self, name: str) -> None:
         self.stored.pop(name, None)
         self._registry.undefine(name)
-        self._scheduler.unschedule(name)
+        self._scheduler.remove(name)
         self._envs.forget(name)
 
     def _refuse_folder_task(self, name: str) -> None:

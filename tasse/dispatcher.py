@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 #: finished runs kept in memory for clients that poll them
 RECENT_RUNS = 1000
+#: missed fire times recorded one by one; more than these (days of a per-second schedule
+#: while the server was down) are summed up in one more record
+MISSED_ONE_BY_ONE = 100
 
 
 def new_run_id(now: datetime) -> str:
@@ -84,12 +87,23 @@ class Dispatcher:
         """Handle scheduled fire times: run the latest one, record the rest as not run."""
         now = datetime.now(UTC)
         *earlier, latest = due
+        if len(earlier) > MISSED_ONE_BY_ONE:
+            # Days of a per-second schedule while the server was down: one row says so.
+            skipped_over = earlier[:-MISSED_ONE_BY_ONE]
+            earlier = earlier[-MISSED_ONE_BY_ONE:]
+            self._record_not_run(
+                task.name,
+                skipped_over[0],
+                RunStatus.missed,
+                f"{len(skipped_over)} fire times from {skipped_over[0].isoformat()} to "
+                f"{skipped_over[-1].isoformat()} were missed (the server was down or busy)",
+            )
         for scheduled in earlier:
             self._record_not_run(
                 task.name,
                 scheduled,
                 RunStatus.missed,
-                "a later fire time came due at the same moment",
+                "the server was down or busy then; a later fire time came due with it",
             )
         late = (now - latest).total_seconds()
         running = self._running_by_task.get(task.name)

@@ -18,6 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from tasse.crontab import is_reboot, parse_crontab
 from tasse.discovery import TASK_FILE
 from tasse.errors import TaskConfigError
+from tasse.fire_times import FireTime, FireTimes, fingerprint
 from tasse.models import Task
 from tasse.schedules import CronSpec, DateSpec, IntervalSpec, check_timezone
 
@@ -29,6 +30,7 @@ FireCallback = Callable[[str, list[datetime]], None]
 
 # APScheduler logs every job it adds at INFO; with thousands of tasks that is noise.
 logging.getLogger("apscheduler").setLevel(logging.WARNING)
+logger = logging.getLogger(__name__)
 
 
 def build_triggers(task: Task, default_timezone: str) -> list[BaseTrigger]:
@@ -198,11 +200,13 @@ class _FireExecutor(BaseExecutor):  # type: ignore[misc]
     intended fire time gets a recorded outcome rather than APScheduler's silent drop.
     """
 
-    def __init__(self, on_fire: FireCallback):
+    def __init__(self, on_fire: FireCallback, before_fire: Callable[[Any, list[datetime]], None]):
         super().__init__()
         self._on_fire = on_fire
+        self._before_fire = before_fire
 
     def submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        self._before_fire(job, run_times)
         self._on_fire(job.id.rpartition("#")[0], run_times)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
@@ -216,23 +220,50 @@ def _never_called() -> None:
 class Scheduler:
     """Keeps one APScheduler job per schedule of each task, inside the running event loop."""
 
-    def __init__(self, on_fire: FireCallback, timezone: str):
+    def __init__(self, on_fire: FireCallback, timezone: str, fire_times: FireTimes | None = None):
         self._jobs: dict[str, list[str]] = {}
+        self._fire_times = fire_times
+        #: fire times stored by the last run of the server, until each job is scheduled
+        self._stored: dict[str, FireTime] = {}
         self._aps = AsyncIOScheduler(
             timezone=ZoneInfo(timezone),
-            executors={"default": _FireExecutor(on_fire)},
+            executors={"default": _FireExecutor(on_fire, self._store_next_fire)},
             # Every due time reaches Tasse; it records late ones as missed itself.
             job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1},
         )
 
+    def load_fire_times(self) -> None:
+        """Read the next fire times the server stored before (call before scheduling)."""
+        if self._fire_times is not None:
+            self._stored = self._fire_times.load()
+
     def start(self) -> None:
         """Start firing; jobs added before are scheduled in one go."""
         self._aps.start()
+        self._stored = {}  # what no task claimed at start belongs to tasks that are gone
 
     def shutdown(self) -> None:
-        """Stop firing."""
-        if self._aps.running:
-            self._aps.shutdown(wait=False)
+        """Stop firing, and store every schedule's next fire time for the next start."""
+        if not self._aps.running:
+            return
+        if self._fire_times is not None:
+            times = {j.id: (fingerprint(j.trigger), j.next_run_time) for j in self._aps.get_jobs()}
+            try:
+                self._fire_times.save(times)
+            except Exception:  # the stop goes on; the next start computes times afresh
+                logger.exception("next fire times could not be stored")
+        self._aps.shutdown(wait=False)
+
+    def _store_next_fire(self, job: Any, run_times: list[datetime]) -> None:
+        # Stored before the fire is handed on: after a crash, a fire that ran is not
+        # taken for one that was missed and run again.
+        if self._fire_times is None:
+            return
+        upcoming_at = job.trigger.get_next_fire_time(run_times[-1], datetime.now(UTC))
+        try:
+            self._fire_times.save({job.id: (fingerprint(job.trigger), upcoming_at)})
+        except Exception:  # the fire goes on; only what a restart could know is lost
+            logger.exception("next fire time of %s could not be stored", job.id)
 
     def schedule(self, task: Task, triggers: Sequence[BaseTrigger]) -> None:
         """Replace the task's jobs with one job per trigger (none for a disabled task)."""
@@ -247,9 +278,25 @@ class Scheduler:
             if isinstance(trigger, RebootTrigger) and self._aps.running:
                 continue  # a task added or changed while running: its @reboot is at the next start
             job_id = f"{task.name}#{index}"
-            self._aps.add_job(_never_called, trigger, id=job_id, name=task.name)
+            options = {}
+            stored = self._stored.pop(job_id, None)
+            if stored is not None and stored[0] == fingerprint(trigger) and stored[1] is not None:
+                # The same schedule as before the restart: carry on from its stored time,
+                # so fires due while the server was down come due now (and are recorded).
+                options["next_run_time"] = stored[1]
+            self._aps.add_job(_never_called, trigger, id=job_id, name=task.name, **options)
             ids.append(job_id)
         self._jobs[task.name] = ids
+
+    def remove(self, name: str) -> None:
+        """The task is gone: unschedule it and forget its stored fire times."""
+        job_ids = self._jobs.get(name, [])
+        self.unschedule(name)
+        if self._fire_times is not None:
+            try:
+                self._fire_times.forget(job_ids)
+            except Exception:
+                logger.exception("stored fire times of task %s could not be removed", name)
 
     def unschedule(self, name: str) -> None:
         """Remove the task's jobs, if any."""

@@ -14,6 +14,7 @@ from tasse.catalog import Catalog
 from tasse.definitions import resolve
 from tasse.dispatcher import Dispatcher
 from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
+from tasse.fire_times import FireTimes
 from tasse.logs import LogLayout, follow
 from tasse.models import EnvInfo, Run, RunRequest, Task, TaskInfo
 from tasse.provisioner import Planned, Provisioner
@@ -58,7 +59,7 @@ class Tasse:
         self.registry = Registry()
         self.envs = Provisioner(settings, self.layout)
         self.dispatcher = Dispatcher(settings, self.store, self.layout, self.envs)
-        self.scheduler = Scheduler(self._on_fire, settings.timezone)
+        self.scheduler = Scheduler(self._on_fire, settings.timezone, FireTimes(self.store))
         self.started_at: datetime | None = None
         self.reloader = Reloader(settings, self.rescan)
         self.catalog = Catalog(
@@ -93,6 +94,7 @@ class Tasse:
             if self.settings.pre_delete_jobs:
                 removed = await asyncio.to_thread(self.store.delete_tasks, ("api", "seed"))
                 logger.info("--pre-delete-jobs: %d API and seed task(s) removed", removed)
+            self.scheduler.load_fire_times()
             await self.catalog.load()
             if self.seeder is not None:
                 await self.seeder.start()
@@ -138,7 +140,7 @@ class Tasse:
             scan, prepared, plans = await asyncio.to_thread(self._scan, known, only)
             report = self.registry.apply(scan, prepared, only)
             for name in report.removed:
-                self.scheduler.unschedule(name)
+                self.scheduler.remove(name)
                 self.envs.forget(name)
             for name in report.added + report.changed:
                 entry = self.registry.entries[name]

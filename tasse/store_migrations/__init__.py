@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest revision in versions/ (a test checks they agree)
-HEAD = "0002"
+HEAD = "0003"
 #: `<table>_alembic_version` and index names stay within PostgreSQL's and MySQL's 63
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 SCHEMA_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -73,6 +73,11 @@ class StoreNames:
     def tasks(self) -> str:
         """The API- and seed-defined tasks table."""
         return f"{self.table}_tasks"
+
+    @property
+    def fire_times(self) -> str:
+        """Each schedule's next fire time, kept across restarts."""
+        return f"{self.table}_fire_times"
 
     @property
     def version_table(self) -> str:

@@ -1,0 +1,130 @@
+"""Next fire times survive restarts: fires due while the server was down are recorded missed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tasse.fire_times import FireTimes
+from tasse.models import RunStatus
+from tasse.service import Tasse
+from tasse.settings import Settings
+from tasse.store import RunStore
+from tests.conftest import MakeTask
+from tests.test_api import free_port, wait_until
+
+pytestmark = pytest.mark.anyio
+
+EVERY_SECOND = 'schedule: "* * * * * *"\n'
+
+
+async def _run_for(settings: Settings, seconds: float) -> None:
+    service = Tasse(settings)
+    await service.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await service.stop()
+
+
+def _runs(settings: Settings, task: str) -> list[tuple[RunStatus, str | None]]:
+    store = RunStore(settings.store_url)
+    try:
+        return [(run.status, run.error) for run in store.for_task(task, 200)]
+    finally:
+        store.close()
+
+
+async def test_fires_due_while_the_server_was_down_are_recorded_as_missed(
+    settings: Settings, make_task: MakeTask
+) -> None:
+    make_task("tick", EVERY_SECOND)
+    await _run_for(settings, 1.5)
+    before = len(_runs(settings, "tick"))
+    await asyncio.sleep(3.2)  # the server is down for three fire times or more
+    await _run_for(settings, 0.6)
+
+    runs = _runs(settings, "tick")[: len(_runs(settings, "tick")) - before]
+    missed = [error for status, error in runs if status is RunStatus.missed]
+    assert len(missed) >= 2, runs
+    assert all("the server was down or busy then" in (error or "") for error in missed)
+
+
+async def test_a_changed_schedule_starts_afresh(settings: Settings, make_task: MakeTask) -> None:
+    folder = make_task("tick", EVERY_SECOND)
+    await _run_for(settings, 1.5)
+    (folder / "task.yaml").write_text('schedule: "0 0 1 1 *"\n')  # once a year now
+    await asyncio.sleep(2.5)
+    await _run_for(settings, 0.5)
+
+    statuses = [status for status, _ in _runs(settings, "tick")]
+    assert RunStatus.missed not in statuses  # the old schedule's times were not carried over
+
+
+async def test_a_removed_task_leaves_no_stored_fire_times(
+    settings: Settings, make_task: MakeTask
+) -> None:
+    make_task("gone", EVERY_SECOND)
+    make_task("stays", EVERY_SECOND)
+    service = Tasse(settings)
+    await service.start()
+    try:
+        await asyncio.sleep(1.3)
+        for path in (settings.tasks_dir / "gone").iterdir():
+            path.unlink()
+        (settings.tasks_dir / "gone").rmdir()
+        await service.rescan()
+    finally:
+        await service.stop()
+    store = RunStore(settings.store_url)
+    try:
+        stored = FireTimes(store).load()
+    finally:
+        store.close()
+    assert set(stored) == {"stays#0"}
+
+
+def test_a_fire_that_ran_before_a_crash_does_not_run_again(tmp_path: Path) -> None:
+    # SIGKILL: no clean stop stores anything; what was stored before each fire must do.
+    data = tmp_path / "data"
+    task = data / "tasks" / "hourly"
+    task.mkdir(parents=True)
+    (task / "task.py").write_text("print('ran')\n")
+    (task / "task.yaml").write_text(EVERY_SECOND)
+    port = free_port()
+    argv = [sys.executable, "-m", "tasse", "serve", "--data-dir", str(data)]
+    argv += ["--http-listen-address", f"127.0.0.1:{port}"]
+    env = {**os.environ, "TASSE_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: len(_runs(Settings(data_dir=data, _env_file=None), "hourly")) >= 2)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+    settings = Settings(data_dir=data, _env_file=None)
+    ran_before = {run for run in _scheduled(settings) if run[1] != RunStatus.missed}
+    time.sleep(0.2)
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: len(_scheduled(settings)) >= len(ran_before) + 2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+    times = [at for at, _ in _scheduled(settings)]
+    assert len(times) == len(set(times)), "a fire time was recorded twice"
+
+
+def _scheduled(settings: Settings) -> list[tuple[str, RunStatus]]:
+    store = RunStore(settings.store_url)
+    try:
+        runs = store.for_task("hourly", 500)
+    finally:
+        store.close()
+    return [(run.scheduled_at.isoformat() if run.scheduled_at else "", run.status) for run in runs]
