@@ -20,14 +20,17 @@ from tasse.errors import (
     TaskExistsError,
     TaskNotFoundError,
 )
-from tasse.models import TaskSource
-from tasse.provisioner import Provisioner
+from tasse.models import Task, TaskSource
+from tasse.provisioner import Planned, Provisioner
 from tasse.registry import Registry
 from tasse.scheduler import Scheduler, build_triggers
 from tasse.settings import Settings
 from tasse.store import RunStore, StoredTask
 
 logger = logging.getLogger(__name__)
+
+#: a prepared defined task: the task, its triggers and its environment's plan
+Installable = tuple[Task, tuple[Any, ...], Planned]
 
 #: what an error names as the "file" of a task defined through the API
 API_BODY = "the API definition"
@@ -65,16 +68,31 @@ class Catalog:
     async def load(self) -> int:
         """Schedule every task the store holds (at start); a bad one becomes a task error."""
         stored = await asyncio.to_thread(self._store.tasks)
-        for item in stored:
-            try:
-                definition = TaskDefinition.model_validate(item.definition)
-                await self._install(definition, item)
-            except (ValidationError, TaskConfigError) as error:
-                problem = TaskConfigError(item.name, f"the job store ({item.source})", str(error))
-                logger.error("%s", problem)
-                self.stored[item.name] = item
-                self._registry.define_error(item.name, problem)
+        # One trip to a worker thread for all of them: with thousands of tasks, a hand-off
+        # per task (and the loop waiting on each) cost more than the work itself.
+        prepared = await asyncio.to_thread(self._prepare_stored, stored)
+        for item, result in zip(stored, prepared, strict=True):
+            self.stored[item.name] = item
+            if isinstance(result, TaskConfigError):
+                logger.error("%s", result)
+                self._registry.define_error(item.name, result)
+            else:
+                self._register(*result)
         return len(stored)
+
+    def _prepare_stored(self, stored: list[StoredTask]) -> list[Installable | TaskConfigError]:
+        results: list[Installable | TaskConfigError] = []
+        for item in stored:
+            source: DefinedSource = "seed" if item.source == "seed" else "api"
+            try:
+                definition = validate(item.definition, item.name, f"the job store ({source})")
+                results.append(self._installable(*self._prepare(definition, source)))
+            except TaskConfigError as error:
+                results.append(error)
+            except Exception as error:  # one odd row must not stop the others from loading
+                where = f"the job store ({source})"
+                results.append(TaskConfigError(item.name, where, f"cannot be loaded: {error!r}"))
+        return results
 
     async def create(self, definition: TaskDefinition, source: DefinedSource = "api") -> None:
         """A new task; 409 when any task of that name exists."""
@@ -98,7 +116,7 @@ class Catalog:
             source,
             definition.model_dump(mode="json", exclude_defaults=True),
         )
-        await self._install(definition, item, (task, triggers))
+        await self._install(item, task, triggers)
         logger.info("task %s %s (%s)", definition.name, "defined" if new else "replaced", source)
         return new
 
@@ -144,16 +162,20 @@ class Catalog:
         except TaskConfigError as error:
             raise TaskConfigError(task.name, API_BODY, error.problem, error.key) from None
 
-    async def _install(
-        self, definition: TaskDefinition, item: StoredTask, prepared: tuple[Any, Any] | None = None
-    ) -> None:
-        task, triggers = prepared or self._prepare(definition, item.source)  # type: ignore[arg-type]
-        if task.reference is None:  # its working folder (a reference runs in its target's)
-            await asyncio.to_thread(task.folder.mkdir, parents=True, exist_ok=True)
+    async def _install(self, item: StoredTask, task: Task, triggers: tuple[Any, ...]) -> None:
         self.stored[task.name] = item
+        self._register(*await asyncio.to_thread(self._installable, task, triggers))
+
+    def _installable(self, task: Task, triggers: tuple[Any, ...]) -> Installable:
+        # The slow parts, for a worker thread: the working folder (a reference runs in its
+        # target's) and the environment's plan (it may probe interpreters).
+        if task.reference is None:
+            task.folder.mkdir(parents=True, exist_ok=True)
+        return task, triggers, self._envs.plan(task)
+
+    def _register(self, task: Task, triggers: tuple[Any, ...], planned: Planned) -> None:
         self._registry.define(task, triggers)
         self._scheduler.schedule(task, triggers)
-        planned = await asyncio.to_thread(self._envs.plan, task)
         self._envs.track(task, planned)
 
     def _forget(self, name: str) -> None:

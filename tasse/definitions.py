@@ -129,6 +129,15 @@ def to_task(definition: TaskDefinition, source: DefinedSource, work_dir: Path) -
     )
 
 
+def shown_command(task: Task) -> list[str]:
+    """The command line as the API shows it: the python_ref runner's code left out."""
+    if task.reference is not None:
+        return [f"task:{task.reference}"]
+    return [
+        "<tasse python_ref runner>" if part == PYTHON_REF_RUNNER else part for part in task.argv()
+    ]
+
+
 def resolve(task: Task, target: Task) -> Task:
     """What a `task:` reference runs: the target's code, with this task's args and env."""
     spec = target.spec.model_copy(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from tasse import discovery
 from tasse.catalog import Catalog
-from tasse.definitions import resolve
+from tasse.definitions import resolve, shown_command
 from tasse.dispatcher import Dispatcher
 from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
 from tasse.fire_times import FireTimes
@@ -220,7 +220,7 @@ class Tasse:
             last_run=last_run,
             error=error,
             folder=str(task.folder) if task.reference is None else None,
-            command=task.argv() if task.reference is None else [f"task:{task.reference}"],
+            command=shown_command(task),
             env=self.envs.info(task.reference or entry.name),
             definition=self.catalog.definition(entry.name),
         )

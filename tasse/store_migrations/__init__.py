@@ -100,7 +100,7 @@ def migrate(engine: Engine, names: StoreNames) -> None:
             return  # the usual start: no lock taken, Alembic not even imported
     # A new transaction, locked before its first read: MySQL's would otherwise go on
     # seeing the revision from before another server's upgrade.
-    with engine.begin() as connection, _lock(connection, names):
+    with _locked_transaction(engine, names) as connection:
         if names.schema:
             connection.execute(CreateSchema(names.schema, if_not_exists=True))
         _run(connection, names, "upgrade", "head")
@@ -108,7 +108,7 @@ def migrate(engine: Engine, names: StoreNames) -> None:
 
 def downgrade(engine: Engine, names: StoreNames, revision: str) -> None:
     """Take the store's tables back to `revision` (`base` drops them all)."""
-    with engine.begin() as connection, _lock(connection, names):
+    with _locked_transaction(engine, names) as connection:
         _run(connection, names, "downgrade", revision)
 
 
@@ -151,3 +151,18 @@ def _lock(connection: Connection, names: StoreNames) -> Iterator[None]:
     finally:
         if dialect in ("mysql", "mariadb"):
             connection.execute(text("SELECT RELEASE_LOCK(:key)"), {"key": key})
+
+
+@contextmanager
+def _locked_transaction(engine: Engine, names: StoreNames) -> Iterator[Connection]:
+    """A transaction under the migration lock, committed before the lock is let go."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        with engine.begin() as connection, _lock(connection, names):
+            yield connection
+        return
+    # MySQL's lock belongs to the session, not the transaction: take it first, and let it
+    # go only after the commit, or the next server reads the revision before the last step.
+    with engine.connect() as connection, _lock(connection, names):
+        connection.commit()  # end the lock's own transaction: the next one reads afresh
+        with connection.begin():
+            yield connection
