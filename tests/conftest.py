@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tasse.service import Tasse
 from tasse.settings import Settings
+from tests.test_api import Server
 
 MakeTask = Callable[..., Path]
 
@@ -73,3 +74,26 @@ def settle(folder: Path, seconds_ago: float = 10.0) -> None:
     moment = time.time() - seconds_ago
     for path in [folder, *folder.rglob("*")]:
         os.utime(path, (moment, moment))
+
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start real `tasse serve` processes on the test's data folder, with flags and env."""
+    (tmp_path / "data" / "tasks").mkdir(parents=True, exist_ok=True)
+    started: list[Server] = []
+
+    def start(*flags: str, **env: str) -> Server:
+        server = Server(tmp_path / "data", env, list(flags))
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.process is not None and server.process.poll() is None:
+            code, output = server.stop()
+            assert code == 0, output
+        server.http.close()

@@ -40,9 +40,12 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, every: float = 0
 class Server:
     """A `tasse serve` subprocess on a free port, stopped with SIGTERM like a container."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, flags: list[str] | None = None
+    ):
         self.data_dir = data_dir
         self.env = env or {}
+        self.flags = flags or []
         self.listen_host = "127.0.0.1"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -63,6 +66,7 @@ class Server:
                     str(self.data_dir),
                     "--http-listen-address",
                     f"{self.listen_host}:{self.port}",
+                    *self.flags,
                 ],
                 env=env,
                 stdout=output,

@@ -4,17 +4,17 @@ real `tasse serve`, its real SQLite job store, real task processes and the real 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import StartServer
 from tests.test_api import Server, wait_until
 from tests.test_env_e2e import installed_six
 
@@ -26,51 +26,6 @@ THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 LIVE = ("queued", "running")
 #: a build of `six` from the registry takes well under a second here; this is for slow ones
 BUILD_TIMEOUT = 30.0
-
-
-class FlaggedServer(Server):
-    """`tasse serve` with extra command-line flags (`Server` passes only folder and address)."""
-
-    def __init__(self, data_dir: Path, flags: list[str], env: dict[str, str] | None = None):
-        super().__init__(data_dir, env)
-        self.flags = flags
-
-    def start(self) -> None:
-        env = {**os.environ, "TASSE_KILL_GRACE": "1", "TASSE_DEBOUNCE": "0.05", **self.env}
-        with self.output.open("ab") as output:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "tasse", "serve", "--data-dir", str(self.data_dir)),
-                    *("--http-listen-address", f"{self.listen_host}:{self.port}", *self.flags),
-                ],
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self._healthy, timeout=20)
-
-
-StartServer = Callable[..., Server]
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Start `tasse serve` on the test's data folder, with extra flags and environment."""
-    (tmp_path / "data" / "tasks").mkdir(parents=True, exist_ok=True)
-    started: list[Server] = []
-
-    def start(*flags: str, **env: str) -> Server:
-        server = FlaggedServer(tmp_path / "data", list(flags), env)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.process is not None and server.process.poll() is None:
-            code, output = server.stop()
-            assert code == 0, output
-        server.http.close()
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,57 +20,13 @@ import pytest
 import yaml
 
 from tasse.seeds import from_supertask, parse_seed
+from tests.conftest import StartServer
 from tests.test_api import Server, wait_until
 
 #: a crontab line with a leading seconds field: fires every second
 EVERY_SECOND = "* * * * * *"
 #: the issue's promise: an edit of a local seed file applies within this
 EDIT_APPLIES_WITHIN = 2.0
-
-
-class SeedServer(Server):
-    """`tasse serve` with extra command-line flags (`Server` passes only folder and address)."""
-
-    def __init__(self, data_dir: Path, flags: list[str], env: dict[str, str] | None = None):
-        super().__init__(data_dir, env)
-        self.flags = flags
-
-    def start(self) -> None:
-        env = {**os.environ, "TASSE_KILL_GRACE": "1", "TASSE_DEBOUNCE": "0.05", **self.env}
-        with self.output.open("ab") as output:
-            self.process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "tasse", "serve", "--data-dir", str(self.data_dir)),
-                    *("--http-listen-address", f"{self.listen_host}:{self.port}", *self.flags),
-                ],
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        wait_until(self._healthy, timeout=20)
-
-
-StartServer = Callable[..., SeedServer]
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Start `tasse serve` on the test's data folder (SQLite store), with flags and env."""
-    (tmp_path / "data" / "tasks").mkdir(parents=True, exist_ok=True)
-    started: list[SeedServer] = []
-
-    def start(*flags: str, **env: str) -> SeedServer:
-        server = SeedServer(tmp_path / "data", list(flags), env)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.process is not None and server.process.poll() is None:
-            code, output = server.stop()
-            assert code == 0, output
-        server.http.close()
 
 
 class SeedSite:
