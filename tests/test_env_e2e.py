@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from tasse.interpreters import on_path, own
+from tests.conftest import StartServer
 from tests.test_api import Server, wait_until
 
 #: a task that shows which `six` it imported and which environment it ran in
@@ -32,28 +32,6 @@ print("prefix", sys.prefix)
 MISSING = "tasse-e2e-surely-missing-package"
 #: builds (a venv and one small wheel) take well under a second here; this is for slow indexes
 BUILD_TIMEOUT = 30.0
-
-StartServer = Callable[..., Server]
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Start `tasse serve` on the test's data folder, with extra environment variables."""
-    (tmp_path / "data" / "tasks").mkdir(parents=True)
-    started: list[Server] = []
-
-    def start(**env: str) -> Server:
-        server = Server(tmp_path / "data", env=env)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        if server.process is not None and server.process.poll() is None:
-            code, output = server.stop()
-            assert code == 0, output
-        server.http.close()
 
 
 @pytest.fixture
