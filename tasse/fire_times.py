@@ -23,8 +23,8 @@ _CHUNK = 500
 
 def fingerprint(trigger: object) -> str:
     """What identifies a schedule: its kind, its fields and its time zone."""
-    zone = getattr(trigger, "timezone", "")
-    text = f"{type(trigger).__name__}|{trigger}|{zone}"
+    details = [getattr(trigger, key, "") for key in ("timezone", "start_date", "end_date")]
+    text = f"{type(trigger).__name__}|{trigger}|{details}|{getattr(trigger, 'jitter', '')}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -32,6 +32,10 @@ FireCallback = Callable[[str, list[datetime]], None]
 logging.getLogger("apscheduler").setLevel(logging.WARNING)
 logger = logging.getLogger(__name__)
 
+#: how far back a restart looks for fires it missed while down (per-second schedules
+#: after weeks of downtime would otherwise list millions of times)
+RESUME_AT_MOST = timedelta(days=1)
+
 
 def build_triggers(task: Task, default_timezone: str) -> list[BaseTrigger]:
     """Turn every schedule of a task into an APScheduler trigger, or fail naming the key."""
@@ -152,6 +156,7 @@ class CrontabTrigger(BaseTrigger):  # type: ignore[misc]
     def __init__(self, line: str, zone: ZoneInfo):
         fields = parse_crontab(line)
         self.line = line
+        self.timezone = zone  # part of what identifies the schedule (fire_times.fingerprint)
         self._fixed_hours = fields[0].hour != "*"
         self._triggers = [CronTrigger(timezone=zone, **f.as_options()) for f in fields]
 
@@ -225,6 +230,7 @@ class Scheduler:
         self._fire_times = fire_times
         #: fire times stored by the last run of the server, until each job is scheduled
         self._stored: dict[str, FireTime] = {}
+        self._stored_by_task: dict[str, list[str]] = {}
         self._aps = AsyncIOScheduler(
             timezone=ZoneInfo(timezone),
             executors={"default": _FireExecutor(on_fire, self._store_next_fire)},
@@ -236,11 +242,19 @@ class Scheduler:
         """Read the next fire times the server stored before (call before scheduling)."""
         if self._fire_times is not None:
             self._stored = self._fire_times.load()
+            for job_id in self._stored:
+                self._stored_by_task.setdefault(job_id.rpartition("#")[0], []).append(job_id)
 
     def start(self) -> None:
         """Start firing; jobs added before are scheduled in one go."""
         self._aps.start()
-        self._stored = {}  # what no task claimed at start belongs to tasks that are gone
+        # What no task claimed at start belongs to tasks (or schedules) that are gone.
+        if self._fire_times is not None and self._stored:
+            try:
+                self._fire_times.forget(self._stored)
+            except Exception:
+                logger.exception("stored fire times of removed tasks could not be dropped")
+        self._stored, self._stored_by_task = {}, {}
 
     def shutdown(self) -> None:
         """Stop firing, and store every schedule's next fire time for the next start."""
@@ -267,8 +281,12 @@ class Scheduler:
 
     def schedule(self, task: Task, triggers: Sequence[BaseTrigger]) -> None:
         """Replace the task's jobs with one job per trigger (none for a disabled task)."""
+        previous = self._jobs.get(task.name, [])
         self.unschedule(task.name)
         if not task.spec.enabled:
+            # Its stored times would make every fire since it was disabled look missed
+            # once it is enabled again.
+            self._forget_fire_times(task.name, previous)
             return
         now = datetime.now(UTC)
         ids = []
@@ -282,17 +300,27 @@ class Scheduler:
             stored = self._stored.pop(job_id, None)
             if stored is not None and stored[0] == fingerprint(trigger) and stored[1] is not None:
                 # The same schedule as before the restart: carry on from its stored time,
-                # so fires due while the server was down come due now (and are recorded).
-                options["next_run_time"] = stored[1]
+                # so fires due while the server was down come due now (and are recorded),
+                # at most a day back: APScheduler lists every missed time, on the loop.
+                options["next_run_time"] = max(stored[1], now - RESUME_AT_MOST)
             self._aps.add_job(_never_called, trigger, id=job_id, name=task.name, **options)
             ids.append(job_id)
         self._jobs[task.name] = ids
 
     def remove(self, name: str) -> None:
         """The task is gone: unschedule it and forget its stored fire times."""
-        job_ids = self._jobs.get(name, [])
+        previous = self._jobs.get(name, [])
         self.unschedule(name)
-        if self._fire_times is not None:
+        self._forget_fire_times(name, previous)
+
+    def _forget_fire_times(self, name: str, previous: list[str]) -> None:
+        # The rows there can be: the jobs it had, and what the last run of the server
+        # stored for it (at start, before it is scheduled).
+        job_ids = set(previous)
+        for job_id in self._stored_by_task.pop(name, []):
+            if self._stored.pop(job_id, None) is not None:
+                job_ids.add(job_id)
+        if self._fire_times is not None and job_ids:
             try:
                 self._fire_times.forget(job_ids)
             except Exception:

@@ -111,7 +111,7 @@ def from_supertask(job: dict[str, Any], where: str) -> dict[str, Any]:
         )
     # What Supertask itself writes into the file besides the job (its run state).
     known = {"name", "description", "enabled", "id", "last_run", "last_status", *_SUPERTASK_KEYS}
-    unknown = sorted(set(job) - known)
+    unknown = sorted(map(str, set(job) - known))
     if unknown:
         raise ValueError(f"{where}: job {job.get('name')!r}: unknown key {unknown[0]!r}")
     definition: dict[str, Any] = {
@@ -140,7 +140,7 @@ class Seeder:
 
     async def start(self) -> None:
         """Apply the seed once, then keep it applied in the background."""
-        await self.apply()
+        await self._apply_safely()
         loop = asyncio.get_running_loop()
         if not is_url(self._location):
             self._task = loop.create_task(self._watch_file())
@@ -216,13 +216,23 @@ class Seeder:
             current = _signature(self._location)
             if current != last:
                 last = current
-                await self.apply()
+                await self._apply_safely()
 
     async def _refresh(self) -> None:
         assert self._interval is not None
         while True:
             await asyncio.sleep(self._interval)
+            await self._apply_safely()
+
+    async def _apply_safely(self) -> None:
+        # The watch must outlive any one bad reading (a store that is down, say).
+        try:
             await self.apply()
+        except Exception:
+            logger.exception(
+                "seed %s could not be applied; its next change or fetch tries again",
+                self._location,
+            )
 
 
 def _signature(path: str) -> tuple[int, int, int] | None:

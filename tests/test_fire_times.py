@@ -128,3 +128,35 @@ def _scheduled(settings: Settings) -> list[tuple[str, RunStatus]]:
     finally:
         store.close()
     return [(run.scheduled_at.isoformat() if run.scheduled_at else "", run.status) for run in runs]
+
+
+async def test_a_task_disabled_for_a_while_is_not_taken_for_missed_fires(
+    settings: Settings, make_task: MakeTask
+) -> None:
+    folder = make_task("paused", EVERY_SECOND)
+    await _run_for(settings, 1.3)
+    (folder / "task.yaml").write_text("enabled: false\n" + EVERY_SECOND)
+    await _run_for(settings, 2.5)  # running, with the task disabled
+    (folder / "task.yaml").write_text(EVERY_SECOND)
+    await _run_for(settings, 1.3)
+
+    statuses = [status for status, _ in _runs(settings, "paused")]
+    assert RunStatus.missed not in statuses, statuses
+
+
+def test_the_fingerprint_changes_with_zone_and_dates() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from tasse.fire_times import fingerprint
+    from tasse.scheduler import crontab_trigger
+
+    assert fingerprint(crontab_trigger("0 9 * * *", "UTC")) != fingerprint(
+        crontab_trigger("0 9 * * *", "Asia/Tokyo")
+    )
+    start = datetime(2030, 1, 1, tzinfo=ZoneInfo("UTC"))
+    assert fingerprint(IntervalTrigger(minutes=5, start_date=start)) != fingerprint(
+        IntervalTrigger(minutes=5, start_date=start.replace(year=2031))
+    )

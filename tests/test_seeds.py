@@ -585,3 +585,15 @@ def test_parse_seed_takes_a_cronjobs_json_as_supertask_writes_it() -> None:
     seed = parse_seed(json.dumps([written]), "cronjobs.json")
     assert seed.problems == []
     assert [(d.name, d.python_ref) for d in seed.definitions] == [("waiter", "json:dumps")]
+
+
+def test_unknown_keys_of_any_type_are_a_problem_not_a_crash() -> None:
+    seed = parse_seed(
+        '[{"name": "odd", "trigger_cron": "* * * * *", "exec_python_ref": "m:f", "note": 1}]',
+        "c.json",
+    )
+    assert seed.definitions == []
+    assert "unknown key 'note'" in seed.problems[0]
+    mixed = parse_seed("- {name: odd, trigger_cron: '* * * * *', note: x, 1: y}\n", "c.yaml")
+    assert mixed.definitions == []
+    assert "unknown key" in mixed.problems[0]
