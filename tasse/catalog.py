@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tasse.definitions import DefinedSource, TaskDefinition, to_task
+from tasse.definitions import (
+    DefinedSource,
+    TaskDefinition,
+    shown_definition,
+    to_task,
+    unmasked,
+)
 from tasse.errors import (
     FolderTaskError,
     TaskConfigError,
@@ -109,6 +115,8 @@ class Catalog:
     async def _put(self, definition: TaskDefinition, source: DefinedSource) -> bool:
         self._refuse_folder_task(definition.name)
         new = definition.name not in self.stored
+        if not new:  # a definition read back from the API and sent again keeps its secrets
+            definition = unmasked(definition, self.stored[definition.name].definition)
         task, triggers = self._prepare(definition, source)  # a bad schedule: 422, nothing saved
         item = await asyncio.to_thread(
             self._store.save_task,
@@ -203,7 +211,7 @@ class Catalog:
     def definition(self, name: str) -> dict[str, Any] | None:
         """The stored definition of a defined task (None for folder tasks)."""
         item = self.stored.get(name)
-        return item.definition if item else None
+        return shown_definition(item.definition) if item else None
 
 
 def validate(data: Mapping[str, Any], name: str, file: str = API_BODY) -> TaskDefinition:

@@ -11,6 +11,7 @@ A definition has the keys of task.yaml plus what to run, exactly one of:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,6 +128,36 @@ def to_task(definition: TaskDefinition, source: DefinedSource, work_dir: Path) -
         dependencies=dependencies,
         reference=definition.task,
     )
+
+
+#: variable names whose values the API never shows (the run still gets them)
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+MASK = "***"
+
+
+def shown_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition as the API shows it: values of secret-looking variables masked."""
+    shown = dict(definition)
+    for key in ("env", "params"):
+        values = shown.get(key)
+        if isinstance(values, dict):
+            shown[key] = {
+                name: MASK if _SECRET_NAME.search(name) else value for name, value in values.items()
+            }
+    return shown
+
+
+def unmasked(definition: TaskDefinition, stored: dict[str, Any]) -> TaskDefinition:
+    """`definition` with each masked value that the stored one has put back."""
+    changes = {}
+    for key in ("env", "params"):
+        values, before = getattr(definition, key), stored.get(key) or {}
+        if any(value == MASK and name in before for name, value in values.items()):
+            changes[key] = {
+                name: before[name] if value == MASK and name in before else value
+                for name, value in values.items()
+            }
+    return definition.model_copy(update=changes) if changes else definition
 
 
 def shown_command(task: Task) -> list[str]:

@@ -599,3 +599,23 @@ def test_invalid_definitions_are_422_naming_the_problem(
     for word in named:
         assert word in problem
     assert shared_server.http.get("/tasks/bad").status_code == 404
+
+
+def test_secret_looking_values_are_masked_in_answers_but_reach_the_run(server: Server) -> None:
+    shown = define(
+        server,
+        {
+            "name": "deploy",
+            "command": ["sh", "-c", 'echo "$API_TOKEN/$DB_PASSWORD/$REGION"'],
+            "env": {"API_TOKEN": "t0ps3cret", "DB_PASSWORD": "hunter2", "REGION": "eu"},
+        },
+    )
+    assert shown["definition"]["env"] == {"API_TOKEN": "***", "DB_PASSWORD": "***", "REGION": "eu"}
+    assert "t0ps3cret" not in server.http.get("/tasks").text
+
+    # Read back, changed, sent again: the masked values keep what was stored.
+    body = {**task_of(server, "deploy")["definition"], "description": "edited"}
+    assert server.http.put("/tasks/deploy", json=body).status_code == 200
+    done, output = run(server, "deploy")
+    assert done["status"] == "succeeded", output
+    assert output.strip() == "t0ps3cret/hunter2/eu"
