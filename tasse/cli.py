@@ -36,6 +36,7 @@ _FLAGS = {  # command-line flag → Settings field
     "log_level": "log_level",
     "api_token_file": "api_token_file",
     "installer": "installer",
+    "max_concurrent_runs": "max_concurrent_runs",
     "pre_seed_jobs": "pre_seed_jobs",
     "pre_seed_interval": "pre_seed_interval",
     "pre_delete_jobs": "pre_delete_jobs",
@@ -81,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="schedule tasks, serve the API")
     serve.add_argument("--http-listen-address", help="HOST:PORT (default: 127.0.0.1:4243)")
     serve.add_argument("--api-token-file", help="file with the token mutating routes require")
+    serve.add_argument(
+        "--max-concurrent-runs", type=int, help="runs alive at once; more wait, queued"
+    )
     serve.add_argument("--pre-seed-jobs", help="file or URL of task definitions to keep loaded")
     serve.add_argument(
         "--pre-seed-interval", type=float, help="seconds between fetches of a seed URL"

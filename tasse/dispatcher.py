@@ -49,6 +49,8 @@ class ActiveRun:
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     #: whether the store has its row yet
     recorded: bool = False
+    #: whether it holds one of the `--max-concurrent-runs` slots
+    holds_slot: bool = False
 
     def stop(self) -> None:
         """Stop the process, or keep it from starting."""
@@ -67,6 +69,8 @@ class Dispatcher:
         self._store = store
         self._layout = layout
         self._envs = provisioner
+        limit = settings.max_concurrent_runs
+        self._slots = asyncio.Semaphore(limit) if limit else None
         self._active: dict[str, ActiveRun] = {}
         self._running_by_task: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -209,6 +213,8 @@ class Dispatcher:
             if active.stop_requested.is_set():
                 return Outcome(RunStatus.cancelled, error="stopped before it started")
             run.status, run.started_at = RunStatus.running, datetime.now(UTC)
+        if self._slots is not None and not await self._take_slot(active):
+            return Outcome(RunStatus.cancelled, error="stopped before it started")
         active.process = self._process(active, environment)
         try:
             await active.process.start()
@@ -222,6 +228,33 @@ class Dispatcher:
             logger.exception("run %s of task %s: its start could not be stored", run.id, run.task)
         logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
         return await active.process.wait()
+
+    async def _take_slot(self, active: ActiveRun) -> bool:
+        # `--max-concurrent-runs`: beyond it a run is `queued` until one ends (or it is
+        # stopped while it waits).
+        assert self._slots is not None
+        run = active.run
+        if not self._slots.locked():
+            await self._slots.acquire()  # a free slot is taken at once, without a pause
+            active.holds_slot = True
+            return True
+        run.status = RunStatus.queued
+        active.writer.note(
+            f"waiting for a run slot ({self._settings.max_concurrent_runs} at a time)"
+        )
+        taking = asyncio.ensure_future(self._slots.acquire())
+        stopping = asyncio.ensure_future(active.stop_requested.wait())
+        await asyncio.wait({taking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not taking.done():
+            taking.cancel()
+            return False
+        active.holds_slot = True
+        if active.stop_requested.is_set():
+            return False  # the slot goes back when the run is finished
+        if run.status is RunStatus.queued:
+            run.status, run.started_at = RunStatus.running, datetime.now(UTC)
+        return True
 
     async def _wait_for_environment(self, active: ActiveRun) -> Environment | None:
         waiting = asyncio.ensure_future(self._envs.wait(active.task))
@@ -261,6 +294,9 @@ class Dispatcher:
             active.writer.close()
         logger.info("run %s of task %s ended, %s", run.id, run.task, summary)
         self._active.pop(run.id, None)
+        if active.holds_slot and self._slots is not None:
+            active.holds_slot = False
+            self._slots.release()
         if self._running_by_task.get(run.task) == run.id:
             del self._running_by_task[run.task]
         self.last_runs[run.task] = run

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     env_build_timeout: float = Field(900.0, gt=0)
     #: days an environment no current task needs is kept after its last use
     env_max_age_days: float = Field(30.0, ge=0)
+    #: runs alive at once, over all tasks (0: no limit); beyond it runs are `queued`
+    max_concurrent_runs: int = Field(0, ge=0)
     #: a seed file or URL of task definitions (JSON or YAML), kept applied
     pre_seed_jobs: str | None = None
     #: seconds between fetches of a seed URL (None: only at start)
