@@ -213,10 +213,16 @@ class RunProcess:
 
     async def _terminate(self, exited: asyncio.Task[int]) -> None:
         self._signal_group(signal.SIGTERM)
+        escaped = await asyncio.to_thread(processes_of_run, self._env.get("TASSE_RUN_ID", ""))
+        _signal_all(escaped, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(exited), self._kill_grace)
         # Also when the main process obeyed: children that ignore SIGTERM must not outlive it.
         self._signal_group(signal.SIGKILL)
+        # Descendants that left the group (setsid, double fork) still carry the run's id
+        # in their environment.
+        escaped = await asyncio.to_thread(processes_of_run, self._env.get("TASSE_RUN_ID", ""))
+        _signal_all(escaped, signal.SIGKILL)
 
     async def _drain(self, pump: asyncio.Task[None]) -> None:
         # Normally the pipe closes when the process exits. If something it started still
@@ -235,3 +241,34 @@ class RunProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._process.pid, signum)
             logger.debug("sent %s to process group %d", signum.name, self._process.pid)
+
+
+def processes_of_run(run_id: str) -> list[int]:
+    """The processes whose environment says they belong to this run (Linux's /proc)."""
+    if not run_id:
+        return []
+    marker = f"TASSE_RUN_ID={run_id}".encode()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc (macOS): the process group has to do
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+        except OSError:  # gone, or another user's
+            continue
+        if marker in variables:
+            found.append(int(entry))
+    return found
+
+
+def _signal_all(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+    if pids:
+        logger.info("sent %s to %d process(es) that left the run's group", signum.name, len(pids))

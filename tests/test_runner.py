@@ -401,3 +401,35 @@ async def test_an_unstartable_entrypoint_fails_clearly(tasse: Tasse, make_task: 
     await add_task(tasse, make_task, "fine")
     assert (await run_task(tasse, "fine"))[0].status is RunStatus.succeeded
     assert tasse.health()["status"] == "ok"
+
+
+ESCAPING_GRANDCHILD = """
+import os, subprocess, sys, time
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(60)"],
+    start_new_session=True,  # a session, and so a process group, of its own
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+)
+open("grandchild.pid", "w").write(str(child.pid))
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+async def test_a_grandchild_in_its_own_session_is_stopped_too(
+    tasse: Tasse, make_task: MakeTask, how: str
+) -> None:
+    yaml = "timeout: 1.5\n" if how == "timeout" else None
+    task = await add_task(tasse, make_task, "escaper", yaml, script=ESCAPING_GRANDCHILD)
+    run = tasse.run_now("escaper", RunRequest())
+    await wait_for_output(tasse, run.id, b"started")
+    pid = int((task.folder / "grandchild.pid").read_text())
+    if how == "cancel":
+        await tasse.cancel_run(run.id)
+    ended = await wait_final(tasse, run.id)
+
+    assert ended.status is (RunStatus.timed_out if how == "timeout" else RunStatus.cancelled)
+    assert await wait_gone(pid), f"grandchild {pid} outlived its run"
