@@ -272,3 +272,12 @@ def _signal_all(pids: list[int], signum: signal.Signals) -> None:
             os.kill(pid, signum)
     if pids:
         logger.info("sent %s to %d process(es) that left the run's group", signum.name, len(pids))
+
+
+def stop_leftovers(run_ids: list[str]) -> None:
+    """SIGKILL whatever processes of these (interrupted) runs still live."""
+    for run_id in run_ids:
+        pids = processes_of_run(run_id)
+        _signal_all(pids, signal.SIGKILL)
+        if pids:
+            logger.warning("run %s: %d leftover process(es) stopped", run_id, len(pids))

@@ -20,7 +20,7 @@ from tasse.models import EnvInfo, Run, RunRequest, Task, TaskInfo
 from tasse.provisioner import Planned, Provisioner
 from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.reloader import Reloader
-from tasse.runner import watch_children_on_the_loop
+from tasse.runner import stop_leftovers, watch_children_on_the_loop
 from tasse.scheduler import Scheduler, build_triggers, upcoming
 from tasse.seeds import Seeder
 from tasse.settings import Settings
@@ -81,8 +81,10 @@ class Tasse:
         if interrupted:
             logger.warning(
                 "%d run(s) were unfinished when the server last stopped: recorded as interrupted",
-                interrupted,
+                len(interrupted),
             )
+            # A server killed outright leaves its runs' processes behind: stop them.
+            await asyncio.to_thread(stop_leftovers, interrupted)
             self.dispatcher.last_runs = self.store.latest_by_task()
         self.settings.tasks_dir.mkdir(parents=True, exist_ok=True)
         # The first load creates hundreds of thousands of long-lived objects with

@@ -230,12 +230,13 @@ class RunStore:
         with self.engine.connect() as connection:
             return {row.task: _run(row._mapping) for row in connection.execute(query)}
 
-    def interrupt_unfinished(self, now: datetime) -> int:
+    def interrupt_unfinished(self, now: datetime) -> list[str]:
         """Mark runs left queued or running by a previous server process as interrupted."""
         runs = self._runs
         unfinished = runs.c.status.in_([RunStatus.queued.value, RunStatus.running.value])
         with self.engine.begin() as connection:
-            result = connection.execute(
+            ids = list(connection.execute(select(runs.c.id).where(unfinished)).scalars())
+            connection.execute(
                 runs.update()
                 .where(unfinished)
                 .values(
@@ -244,7 +245,7 @@ class RunStore:
                     error="the server stopped while this run was unfinished",
                 )
             )
-        return result.rowcount
+        return ids
 
     def tasks(self) -> list[StoredTask]:
         """Every stored task, ordered by name (code points, the same on every backend)."""

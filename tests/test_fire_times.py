@@ -1,4 +1,4 @@
-"""Next fire times survive restarts: fires due while the server was down are recorded missed."""
+"""Restarts: fires due while the server was down are recorded missed; leftovers are stopped."""
 
 from __future__ import annotations
 
@@ -160,3 +160,53 @@ def test_the_fingerprint_changes_with_zone_and_dates() -> None:
     assert fingerprint(IntervalTrigger(minutes=5, start_date=start)) != fingerprint(
         IntervalTrigger(minutes=5, start_date=start.replace(year=2031))
     )
+
+
+def test_a_run_left_behind_by_a_killed_server_is_stopped_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    task = data / "tasks" / "long"
+    task.mkdir(parents=True)
+    (task / "task.py").write_text(
+        "import os, time\nopen('pid', 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
+    )
+    port = free_port()
+    argv = [sys.executable, "-m", "tasse", "serve", "--data-dir", str(data)]
+    argv += ["--http-listen-address", f"127.0.0.1:{port}"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    server = subprocess.Popen(argv, **quiet)  # type: ignore[call-overload]
+    try:
+        wait_until(lambda: _post(port, "/tasks/long/run") == 202, timeout=20)
+        wait_until(lambda: (task / "pid").exists())
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+    pid = int((task / "pid").read_text())
+    assert _alive(pid)  # the server's death did not end it
+
+    server = subprocess.Popen(argv, **quiet)  # type: ignore[call-overload]
+    try:
+        wait_until(lambda: not _alive(pid), timeout=20)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+    statuses = [status for status, _ in _runs(Settings(data_dir=data, _env_file=None), "long")]
+    assert statuses == [RunStatus.interrupted]
+
+
+def _post(port: int, path: str) -> int:
+    import httpx
+
+    try:
+        return httpx.post(f"http://127.0.0.1:{port}{path}", timeout=5).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

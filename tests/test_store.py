@@ -262,7 +262,7 @@ def test_unfinished_runs_become_interrupted(store: RunStore) -> None:
         store.add(run)
     now = T0 + timedelta(hours=1)
 
-    assert store.interrupt_unfinished(now) == 2
+    assert sorted(store.interrupt_unfinished(now)) == sorted([running.id, queued.id])
     for run in (running, queued):
         stored = store.get(run.id)
         assert stored is not None
@@ -270,7 +270,7 @@ def test_unfinished_runs_become_interrupted(store: RunStore) -> None:
         assert stored.finished_at == now
         assert stored.error
     assert store.get(done.id) == done
-    assert store.interrupt_unfinished(now) == 0
+    assert store.interrupt_unfinished(now) == []
 
 
 def test_sqlite_history_survives_reopening(tmp_path: Path) -> None:
