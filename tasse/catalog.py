@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -67,7 +68,7 @@ class Catalog:
         self._changing = asyncio.Lock()
 
     @property
-    def work_dir(self) -> Any:
+    def work_dir(self) -> Path:
         """Where defined tasks run (each in a folder of its own)."""
         return self._settings.data_dir / "work"
 

@@ -22,7 +22,7 @@ from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
 from tasse.registry import Prepared
 from tasse.runner import run_in_foreground
-from tasse.scheduler import crontab_trigger, upcoming
+from tasse.scheduler import RebootTrigger, crontab_trigger, upcoming
 from tasse.service import prepare
 from tasse.settings import Settings
 from tasse.store import RunStore
@@ -241,7 +241,7 @@ def _next(settings: Settings, args: argparse.Namespace) -> int:
         what = f"task {task.name!r}" + ("" if task.spec.enabled else " (disabled)")
         triggers = triggers if task.spec.enabled else []
     fires = upcoming(triggers, args.count, datetime.now(UTC))
-    reboot = any(str(trigger) == "@reboot" for trigger in triggers)
+    reboot = any(isinstance(trigger, RebootTrigger) for trigger in triggers)
     if reboot:
         print(f"{what} fires once each time the server starts (@reboot)", file=sys.stderr)
     if not fires and not reboot:
