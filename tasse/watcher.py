@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +84,8 @@ class TasksWatcher:
 
     def __init__(self, tasks_dir: Path, on_change: Callable[[str], object]):
         self._tasks_dir = tasks_dir.resolve()
+        self._starting = threading.Lock()
+        self._stopped = False
         self._observer = Observer()
         self._observer.daemon = True
         self._observer.schedule(
@@ -94,10 +97,18 @@ class TasksWatcher:
 
     def start(self) -> None:
         """Begin watching (watchdog adds its watches on its own thread)."""
-        self._observer.start()
+        # A stop can come while a start (thousands of watches) is still on its way.
+        with self._starting:
+            if self._stopped:
+                return
+            self._observer.start()
         logger.debug("watching %s", self._tasks_dir)
 
     def stop(self) -> None:
-        """Stop watching and wait for watchdog's thread to end."""
-        self._observer.stop()
+        """Stop watching and wait for watchdog's thread to end (or keep it from starting)."""
+        with self._starting:
+            self._stopped = True
+            if not self._observer.is_alive():
+                return
+            self._observer.stop()
         self._observer.join(timeout=5)
