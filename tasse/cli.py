@@ -17,8 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tasse import discovery
 from tasse.cli_env import add_env_commands, environment_for
-from tasse.dispatcher import new_run_id
 from tasse.errors import TaskNameError, TasseError
+from tasse.ledger import new_run_id
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
 from tasse.registry import Prepared
 from tasse.runner import run_in_foreground
@@ -37,6 +37,8 @@ _FLAGS = {  # command-line flag → Settings field
     "api_token_file": "api_token_file",
     "installer": "installer",
     "max_concurrent_runs": "max_concurrent_runs",
+    "keep_runs": "keep_runs",
+    "keep_runs_days": "keep_runs_days",
     "pre_seed_jobs": "pre_seed_jobs",
     "pre_seed_interval": "pre_seed_interval",
     "pre_delete_jobs": "pre_delete_jobs",
@@ -52,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv[: len(argv) - len(passthrough) - bool(passthrough)])
     args.passthrough = passthrough
     try:
-        settings = Settings(**{f: v for k, f in _FLAGS.items() if (v := getattr(args, k, None))})
+        # `is not None`: `--keep-runs 0` is a choice (no limit), not an absent flag.
+        flags = {f: v for k, f in _FLAGS.items() if (v := getattr(args, k, None)) is not None}
+        settings = Settings(**flags)
     except ValidationError as error:
         detail = error.errors()[0]
         print(
@@ -84,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-token-file", help="file with the token mutating routes require")
     serve.add_argument(
         "--max-concurrent-runs", type=int, help="runs alive at once; more wait, queued"
+    )
+    serve.add_argument(
+        "--keep-runs", type=int, help="runs kept per task, history and logs (0: no limit)"
+    )
+    serve.add_argument(
+        "--keep-runs-days", type=float, help="days finished runs are kept (0: no limit)"
     )
     serve.add_argument("--pre-seed-jobs", help="file or URL of task definitions to keep loaded")
     serve.add_argument(

@@ -92,6 +92,9 @@ class RunLogWriter:
         self._task_file: BinaryIO | None = None
         self._changed = asyncio.Event()
         self.closed = False
+        #: Tasse's notes from before the files are opened (a run waiting for its turn
+        #: holds no files, so a thousand of them do not exhaust descriptors)
+        self._early_notes: list[bytes] = []
 
     def open(self) -> None:
         """Create the folders and open both files for appending."""
@@ -99,6 +102,13 @@ class RunLogWriter:
         self._layout.rotate_task_log(self._task)
         self._run_file = self.path.open("ab")
         self._task_file = self._task_log_path.open("ab")
+        self._write_early_notes()
+
+    def _write_early_notes(self) -> None:
+        if self._early_notes and self._task_file is not None:
+            self._task_file.write(b"".join(self._early_notes))
+            self._task_file.flush()
+            self._early_notes.clear()
 
     def write(self, chunk: bytes) -> None:
         """Append a chunk of output; complete lines go to log.txt with a timestamp each."""
@@ -146,15 +156,23 @@ class RunLogWriter:
         self._task_file.flush()
 
     def note(self, message: str) -> None:
-        """A line of Tasse's own in log.txt (run started, run ended); skipped if never opened."""
+        """A line of Tasse's own in log.txt (run started, run ended); held until it is open."""
+        line = _timestamp() + self._prefix + b"-- " + message.encode() + b"\n"
         if self._task_file is None:
+            self._early_notes.append(line)
             return
-        self._task_file.write(_timestamp() + self._prefix + b"-- " + message.encode() + b"\n")
+        self._task_file.write(line)
         self._task_file.flush()
 
     def close(self) -> None:
         """Flush a last line without newline and close both files; followers then stop."""
         try:
+            if self._early_notes and self._task_file is None:
+                # It never started (cancelled while it waited): log.txt still tells its story.
+                with contextlib.suppress(OSError):
+                    self._task_log_path.parent.mkdir(parents=True, exist_ok=True)
+                    self._task_file = self._task_log_path.open("ab")
+                    self._write_early_notes()
             if self._partial and self._task_file is not None:
                 # The task's last line had no newline: log.txt gets the line, the raw log
                 # stays exactly what the task printed.

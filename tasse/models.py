@@ -11,7 +11,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tasse.dependencies import Dependencies
 from tasse.interpreters import parse_request
-from tasse.schedules import CronSpec, DateSpec, IntervalSpec, Schedule, TimeZoneName, TriggerSpec
+from tasse.schedules import (
+    CronSpec,
+    DateSpec,
+    IntervalSpec,
+    Jitter,
+    Schedule,
+    TimeZoneName,
+    TriggerSpec,
+)
 from tasse.values import TASK_NAME_PATTERN, Text, VariableName
 
 #: stands for the task environment's interpreter in a command (`python task.py`)
@@ -20,6 +28,14 @@ PYTHON = "python"
 
 class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+#: what a fire (or manual run) does when `max_parallel` runs of its task are alive already
+Overlap = Literal["skip", "queue", "parallel", "replace"]
+#: which of the fires that came due while the server was down still run
+Catchup = Literal["none", "latest", "all"]
+#: a finite number of seconds, at most a day (waits, graces and delays)
+Seconds = Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)]
 
 
 def _python_request(value: str) -> str:
@@ -42,6 +58,28 @@ class TaskSpec(_Spec):
     timezone: TimeZoneName | None = None
     #: the interpreter: `3.12`, `3.12.1` or a specifier like `>=3.10,<3.13`
     python: Annotated[str, AfterValidator(_python_request)] | None = None
+
+    # -- policies (docs: README "Policies") ------------------------------------------------
+    #: skip: a fire while the task runs is recorded `skipped` (a manual run gets 409);
+    #: queue: it waits and runs next (further fires meanwhile are `coalesced` into it);
+    #: parallel: it runs alongside; replace: the running one is stopped for it
+    overlap: Overlap = "skip"
+    #: runs of the task alive at once before `overlap` applies (`parallel`: no limit)
+    max_parallel: int | None = Field(None, ge=1, le=1000)
+    #: seconds a fire may come late (server busy) and still run; None: the server's (60)
+    misfire_grace_time: Seconds | None = Field(None, gt=0)
+    #: fires due while the server was down: none run, the latest runs, or all run in turn
+    catchup: Catchup = "latest"
+    #: runs again after a failure or timeout, this many times at most
+    retries: int = Field(0, ge=0, le=100)
+    #: seconds before the first retry; each further retry waits twice as long …
+    retry_delay: Seconds = 10.0
+    #: … but never longer than this
+    retry_max_delay: Seconds = 3600.0
+    #: seconds between SIGTERM and SIGKILL when a run is stopped; None: the server's (10)
+    kill_grace: Seconds | None = None
+    #: random delay of up to this many seconds for every schedule that sets none itself
+    jitter: Jitter | None = None
 
     @property
     def triggers(self) -> list[IntervalSpec | CronSpec | DateSpec | str]:
@@ -81,7 +119,7 @@ class Task(_Spec):
 
 
 class RunStatus(StrEnum):
-    """Where a run stands; the last five are final outcomes of a fire that did not run."""
+    """Where a run stands; the last three are outcomes of a fire that did not run."""
 
     #: accepted, waiting to start
     queued = "queued"
@@ -101,6 +139,8 @@ class RunStatus(StrEnum):
     skipped = "skipped"
     #: a fire that came too late (server down or busy beyond the grace time)
     missed = "missed"
+    #: a fire merged into another run of the same task (due together, or one already queued)
+    coalesced = "coalesced"
 
     @property
     def is_final(self) -> bool:
@@ -113,6 +153,8 @@ class RunTrigger(StrEnum):
 
     schedule = "schedule"
     manual = "manual"
+    #: another attempt after a failed one (`retries`)
+    retry = "retry"
 
 
 class Run(BaseModel):
@@ -129,6 +171,8 @@ class Run(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    #: 1 for a first run, 2 for its first retry, and so on
+    attempt: int = 1
 
 
 class RunRequest(_Spec):

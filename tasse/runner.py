@@ -75,6 +75,7 @@ def task_environment(task: Task, run: Run, request: RunRequest) -> dict[str, str
         "TASSE_RUN_ID": run.id,
         "TASSE_TRIGGER": run.trigger.value,
         "TASSE_SCHEDULED_AT": scheduled.isoformat() if scheduled else "",
+        "TASSE_ATTEMPT": str(run.attempt),
     }
 
 

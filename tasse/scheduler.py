@@ -70,8 +70,11 @@ def _build_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> Base
 
 def _make_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> BaseTrigger:
     file = task.folder / TASK_FILE
+    # The task's `jitter` is the default of schedules that set none themselves.
+    jitter = task.spec.jitter
     if isinstance(spec, str):
-        return crontab_trigger(spec, zone.key)  # the line was checked when task.yaml was read
+        # The line was checked when task.yaml was read.
+        return crontab_trigger(spec, zone.key, jitter)
     if isinstance(spec, IntervalSpec):
         if spec.period_seconds() <= 0:
             raise TaskConfigError(
@@ -81,14 +84,21 @@ def _make_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> BaseT
                 key,
             )
         options = spec.model_dump(exclude={"trigger", "timezone"}, exclude_none=True)
+        options.setdefault("jitter", jitter)
         return IntervalTrigger(timezone=zone, **options)
     if isinstance(spec, DateSpec):
         return DateTrigger(run_date=spec.run_date, timezone=zone)
-    return _build_cron(task, key, spec, zone)
+    return _build_cron(task, key, spec, zone, jitter)
 
 
-def _build_cron(task: Task, key: str, spec: CronSpec, zone: ZoneInfo) -> BaseTrigger:
-    dates = {"start_date": spec.start_date, "end_date": spec.end_date, "jitter": spec.jitter}
+def _build_cron(
+    task: Task, key: str, spec: CronSpec, zone: ZoneInfo, jitter: float | None
+) -> BaseTrigger:
+    dates = {
+        "start_date": spec.start_date,
+        "end_date": spec.end_date,
+        "jitter": jitter if spec.jitter is None else spec.jitter,
+    }
     try:
         return CronTrigger(timezone=zone, **spec.fields(), **dates)
     except ValueError as error:
@@ -106,11 +116,11 @@ def _build_cron(task: Task, key: str, spec: CronSpec, zone: ZoneInfo) -> BaseTri
         raise TaskConfigError(task.name, task.folder / TASK_FILE, str(error), key) from None
 
 
-def crontab_trigger(line: str, zone: str) -> BaseTrigger:
+def crontab_trigger(line: str, zone: str, jitter: float | None = None) -> BaseTrigger:
     """A trigger for a crontab line in a time zone (ValueError for a bad line or zone)."""
     if is_reboot(line):
         return RebootTrigger()
-    return CrontabTrigger(line, ZoneInfo(check_timezone(zone)))
+    return CrontabTrigger(line, ZoneInfo(check_timezone(zone)), jitter)
 
 
 class RebootTrigger(BaseTrigger):  # type: ignore[misc]
@@ -153,14 +163,25 @@ class CrontabTrigger(BaseTrigger):  # type: ignore[misc]
     pass. Lines with `*` hours fire by the clock, as cron runs them.
     """
 
-    def __init__(self, line: str, zone: ZoneInfo):
+    def __init__(self, line: str, zone: ZoneInfo, jitter: float | None = None):
         fields = parse_crontab(line)
         self.line = line
-        self.timezone = zone  # part of what identifies the schedule (fire_times.fingerprint)
+        # Both are part of what identifies the schedule (fire_times.fingerprint).
+        self.timezone = zone
+        self.jitter = jitter
         self._fixed_hours = fields[0].hour != "*"
         self._triggers = [CronTrigger(timezone=zone, **f.as_options()) for f in fields]
 
     def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire = self._next_by_the_clock(previous_fire_time, now)
+        if fire is None or not self.jitter:
+            return fire
+        jittered: datetime = self._apply_jitter(fire, self.jitter, now)
+        return jittered
+
+    def _next_by_the_clock(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
         while True:

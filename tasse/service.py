@@ -20,6 +20,7 @@ from tasse.models import EnvInfo, Run, RunRequest, Task, TaskInfo
 from tasse.provisioner import Planned, Provisioner
 from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.reloader import Reloader
+from tasse.retention import Retention
 from tasse.runner import stop_leftovers, watch_children_on_the_loop
 from tasse.scheduler import Scheduler, build_triggers, upcoming
 from tasse.seeds import Seeder
@@ -58,7 +59,9 @@ class Tasse:
         )
         self.registry = Registry()
         self.envs = Provisioner(settings, self.layout)
-        self.dispatcher = Dispatcher(settings, self.store, self.layout, self.envs)
+        self.dispatcher = Dispatcher(
+            settings, self.store, self.layout, self.envs, current_task=self._current_task
+        )
         self.scheduler = Scheduler(self._on_fire, settings.timezone, FireTimes(self.store))
         self.started_at: datetime | None = None
         self.reloader = Reloader(settings, self.rescan)
@@ -70,6 +73,13 @@ class Tasse:
             if settings.pre_seed_jobs
             else None
         )
+        self.retention = Retention(
+            settings,
+            self.store,
+            self.layout,
+            lambda run_id: self.dispatcher.active(run_id) is not None,
+            lambda: self.registry.entries.keys(),
+        )
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
 
@@ -77,6 +87,8 @@ class Tasse:
 
     async def start(self) -> None:
         """Recover from an unclean stop, load every task, then start firing and watching."""
+        # Fire times before now came due while the server was down: catch-up applies.
+        self.dispatcher.started_at = datetime.now(UTC)
         interrupted = self.store.interrupt_unfinished(datetime.now(UTC))
         if interrupted:
             logger.warning(
@@ -106,6 +118,7 @@ class Tasse:
             gc.enable()
         self._unwatch_children = watch_children_on_the_loop()
         await self.envs.start()
+        self.retention.start()
         self.scheduler.start()
         self.reloader.start()
         self.started_at = datetime.now(UTC)
@@ -126,6 +139,7 @@ class Tasse:
         await self.dispatcher.shutdown()
         await self.envs.stop()
         self._unwatch_children()
+        await self.retention.stop()
         self.store.close()
 
     # -- discovery ---------------------------------------------------------------------------
@@ -243,6 +257,16 @@ class Tasse:
             self.dispatcher.fire_refused(name, due, str(error))
             return
         self.dispatcher.fire(task, due)
+
+    def _current_task(self, name: str) -> Task | None:
+        # What a retry runs: the task as it is now, unless it is gone or broken.
+        entry = self.registry.entries.get(name)
+        if entry is None or entry.task is None:
+            return None
+        try:
+            return self._resolved(entry.task)
+        except TaskBrokenError:
+            return None
 
     def run_now(self, name: str, request: RunRequest) -> Run:
         """Start a manual run of a task now."""

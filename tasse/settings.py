@@ -73,10 +73,18 @@ class Settings(BaseSettings):
     max_task_log_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     #: how many rolled-over log.txt files are kept
     task_log_backups: int = Field(3, ge=0, le=100)
+    #: finished runs (history and run logs) older than this many days are removed (0: never)
+    keep_runs_days: float = Field(30.0, ge=0, le=36500)
+    #: each task keeps only its newest this many runs (0: no limit)
+    keep_runs: int = Field(1000, ge=0)
+    #: seconds between retention passes (the first runs at start)
+    retention_interval: float = Field(3600.0, gt=0)
     #: when set, mutating routes require `Authorization: Bearer <token>`
     api_token: SecretStr | None = None
     #: a file holding the token (for Docker secrets); used when api_token is not set
     api_token_file: Path | None = None
+    #: a request body larger than this is refused with 413 (it is read into memory whole)
+    max_request_bytes: int = Field(1024 * 1024, ge=1024)
     #: what builds task environments: uv when it is installed (`auto`), or virtualenv + pip
     installer: Literal["auto", "uv", "pip"] = "auto"
     #: a folder (or URL) of wheels the installer may use, for offline machines

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
+    Connection,
     DateTime,
     Engine,
     Integer,
@@ -35,6 +37,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    true,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect, make_url
@@ -47,6 +50,9 @@ from tasse.store_migrations import StoreNames, migrate
 
 #: longest task name and source the tasks table holds
 MAX_NAME_LENGTH, MAX_SOURCE_LENGTH = 64, 16
+#: runs deleted per transaction when history is pruned, so writers never wait long
+PRUNE_BATCH = 1000
+_UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
 #: a bare scheme gets the driver Tasse's extras install (`postgres`, `mysql`)
 _DRIVERS = {
     "postgres": "postgresql+psycopg",
@@ -88,6 +94,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return value.replace(tzinfo=UTC) if value else None
+
+
+def run_id_prefix(moment: datetime) -> str:
+    """How the ids of runs made at this moment start (`new_run_id`, in UTC)."""
+    return moment.astimezone(UTC).strftime("%Y%m%d-%H%M%S-%f")
 
 
 def make_engine(address: str) -> Engine:
@@ -133,6 +144,7 @@ def _tables(names: StoreNames) -> tuple[Table, Table]:
         Column("started_at", UTCDateTime),
         Column("finished_at", UTCDateTime),
         Column("error", Text),
+        Column("attempt", Integer, nullable=False),
     )
     tasks = Table(
         names.tasks,
@@ -246,6 +258,68 @@ class RunStore:
                 )
             )
         return ids
+
+    def tasks_with_runs(self) -> list[str]:
+        """Every task name the history holds runs of, tasks since deleted included."""
+        with self.engine.connect() as connection:
+            names = connection.execute(select(self._runs.c.task).distinct()).scalars()
+            return sorted(names)  # by code point, whatever the database's collation
+
+    def prune_runs(
+        self,
+        task: str,
+        older_than: datetime | None,
+        keep: int | None,
+        *,
+        spare_newest: bool = False,
+        limit: int = PRUNE_BATCH,
+    ) -> list[str]:
+        """Delete up to `limit` of the task's finished runs made before `older_than` or
+        beyond its newest `keep` runs (None: no such limit); the deleted ids, oldest first.
+
+        Fewer than `limit` back means nothing more is due. With `spare_newest` the age
+        limit never takes the task's newest run, so a monthly task still shows its last.
+        """
+        runs = self._runs
+        with self.engine.begin() as connection:
+            beyond = self._beyond_limits(connection, task, older_than, keep, spare_newest)
+            if beyond is None:
+                return []
+            due = (runs.c.task == task, runs.c.status.notin_(_UNFINISHED), beyond)
+            query = select(runs.c.id).where(*due).order_by(runs.c.id).limit(limit)
+            ids = list(connection.execute(query).scalars())
+            if ids:
+                connection.execute(runs.delete().where(*due, runs.c.id.in_(ids)))
+        return ids
+
+    def _beyond_limits(
+        self,
+        connection: Connection,
+        task: str,
+        older_than: datetime | None,
+        keep: int | None,
+        spare_newest: bool,
+    ) -> ColumnElement[bool] | None:
+        # Run ids start with their creation time in UTC (`new_run_id`), so both limits are
+        # an id the pruned runs are below, and pruning is one range scan of the (task, id)
+        # index. `finished_at` has no index, and is the recording time for a missed fire.
+        by_age = None if older_than is None else run_id_prefix(older_than)
+        if by_age is not None and spare_newest:
+            newest = self._nth_newest(connection, task, 1)
+            by_age = None if newest is None else min(by_age, newest)
+        if keep == 0:
+            return true()
+        by_count = None if keep is None else self._nth_newest(connection, task, keep)
+        bounds = [bound for bound in (by_age, by_count) if bound is not None]
+        # A run beyond either limit goes: below the higher bound (ids have one fixed format,
+        # so Python's order and the database's collation agree on them).
+        return self._runs.c.id < max(bounds) if bounds else None
+
+    def _nth_newest(self, connection: Connection, task: str, n: int) -> str | None:
+        runs = self._runs
+        query = select(runs.c.id).where(runs.c.task == task).order_by(runs.c.id.desc())
+        found: str | None = connection.execute(query.offset(n - 1).limit(1)).scalar()
+        return found
 
     def tasks(self) -> list[StoredTask]:
         """Every stored task, ordered by name (code points, the same on every backend)."""

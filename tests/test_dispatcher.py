@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasse.dispatcher import new_run_id
 from tasse.errors import TaskBusyError
+from tasse.ledger import new_run_id
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
 from tasse.service import Tasse
 from tasse.settings import Settings
@@ -68,6 +68,7 @@ async def test_a_fire_beyond_the_grace_time_is_recorded_as_missed(
 ) -> None:
     task = await add_task(tasse, make_task, "late")
     due = datetime.now(UTC) - timedelta(seconds=settings.misfire_grace_time + 30)
+    tasse.dispatcher.started_at = due - timedelta(seconds=1)  # it was up, but busy
     tasse.dispatcher.fire(task, [due])
 
     [missed] = tasse.store.for_task("late")
@@ -79,18 +80,20 @@ async def test_a_fire_beyond_the_grace_time_is_recorded_as_missed(
     tasse.run_now("late", RunRequest())  # nothing was left running
 
 
-async def test_of_several_due_times_the_latest_runs_and_the_rest_are_missed(
+async def test_of_several_due_times_the_latest_runs_and_the_rest_are_coalesced(
     tasse: Tasse, make_task: MakeTask
 ) -> None:
     task = await add_task(tasse, make_task, "burst", script=REPORT)
     latest = datetime.now(UTC) - timedelta(seconds=5)  # late, but well within the grace time
     earlier = [latest - timedelta(seconds=2), latest - timedelta(seconds=1)]
+    tasse.dispatcher.started_at = earlier[0] - timedelta(seconds=1)  # up, but busy
     tasse.dispatcher.fire(task, [*earlier, latest])
 
     runs = await wait_runs(tasse, "burst", 3)
-    missed = [run for run in runs if run.status is RunStatus.missed]
-    assert sorted(run.scheduled_at for run in missed if run.scheduled_at) == earlier
-    [ran] = [run for run in runs if run.status is not RunStatus.missed]
+    merged = [run for run in runs if run.status is RunStatus.coalesced]
+    assert sorted(run.scheduled_at for run in merged if run.scheduled_at) == earlier
+    assert all(run.error and latest.isoformat() in run.error for run in merged)
+    [ran] = [run for run in runs if run.status is not RunStatus.coalesced]
     ran = await wait_final(tasse, ran.id)
     assert ran.status is RunStatus.succeeded
     assert ran.scheduled_at == latest

@@ -675,3 +675,92 @@ def test_a_bad_store_name_flag_is_named(
     error = capsys.readouterr().err
     assert flag[2:].replace("-", "_") in error
     assert f"{value!r} cannot be used" in error
+
+
+# Pruning (retention)
+
+
+def ids(runs: list[Run]) -> list[str]:
+    return [run.id for run in runs]
+
+
+def test_pruning_by_count_keeps_the_tasks_newest_runs(store: RunStore) -> None:
+    runs = [make_run(minutes=i) for i in range(5)]
+    other = make_run("other", minutes=0)
+    for run in [*runs, other]:
+        store.add(run)
+
+    assert store.prune_runs("report", None, keep=2) == ids(runs[:3])  # oldest first
+    assert store.for_task("report") == runs[:2:-1]
+    assert store.for_task("other") == [other]
+    assert store.prune_runs("report", None, keep=2) == []
+
+
+def test_pruning_by_age_compares_the_creation_time_in_the_run_id(store: RunStore) -> None:
+    runs = [make_run(minutes=i, finished_at=T0 + timedelta(days=1)) for i in range(3)]
+    for run in runs:
+        store.add(run)
+
+    # Made before the cutoff: pruned though it finished after it (a long run).
+    assert store.prune_runs("report", T0 + timedelta(minutes=1), keep=None) == [runs[0].id]
+    in_berlin = (T0 + timedelta(minutes=2)).astimezone(BERLIN)  # the same moment
+    assert store.prune_runs("report", in_berlin, keep=None) == [runs[1].id]
+    assert store.for_task("report") == [runs[2]]
+
+
+def test_a_run_beyond_either_limit_is_pruned(store: RunStore) -> None:
+    runs = [make_run(minutes=i) for i in range(4)]
+    for run in runs:
+        store.add(run)
+
+    pruned = store.prune_runs("report", T0 + timedelta(minutes=2), keep=3)
+    assert pruned == ids(runs[:2])  # runs[0] by count and age, runs[1] by age
+    assert store.for_task("report") == runs[:1:-1]
+
+
+def test_unfinished_runs_are_never_pruned(store: RunStore) -> None:
+    queued = make_run(minutes=0, status=RunStatus.queued)
+    running = make_run(minutes=1, status=RunStatus.running)
+    done = [make_run(minutes=i) for i in range(2, 5)]
+    for run in [queued, running, *done]:
+        store.add(run)
+
+    assert store.prune_runs("report", T0 + timedelta(days=1), keep=1) == ids(done)
+    assert ids(store.for_task("report")) == [running.id, queued.id]
+
+
+def test_keep_zero_prunes_every_finished_run_and_none_prunes_nothing(store: RunStore) -> None:
+    runs = [make_run(minutes=i) for i in range(3)]
+    for run in runs:
+        store.add(run)
+
+    assert store.prune_runs("report", None, keep=None) == []
+    assert store.prune_runs("report", None, keep=0) == ids(runs)
+    assert store.for_task("report") == []
+
+
+def test_sparing_the_newest_keeps_a_tasks_last_run_whatever_its_age(store: RunStore) -> None:
+    runs = [make_run(minutes=i) for i in range(3)]
+    for run in runs:
+        store.add(run)
+    long_after = T0 + timedelta(days=90)
+
+    assert store.prune_runs("report", long_after, None, spare_newest=True) == ids(runs[:2])
+    assert store.prune_runs("report", long_after, None, spare_newest=True) == []
+    assert store.prune_runs("report", long_after, None) == [runs[2].id]
+
+
+def test_pruning_goes_in_batches_of_the_limit(store: RunStore) -> None:
+    runs = [make_run(minutes=i) for i in range(7)]
+    for run in runs:
+        store.add(run)
+
+    batches = [store.prune_runs("report", None, keep=1, limit=4) for _ in range(3)]
+    assert batches == [ids(runs[:4]), ids(runs[4:6]), []]
+    assert store.for_task("report") == [runs[6]]
+
+
+def test_tasks_with_runs_names_each_task_once(store: RunStore) -> None:
+    for run in [make_run("b", 0), make_run("a", 1), make_run("b", 2), make_run("B", 3)]:
+        store.add(run)
+    assert store.tasks_with_runs() == ["B", "a", "b"]

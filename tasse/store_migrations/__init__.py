@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest revision in versions/ (a test checks they agree)
-HEAD = "0003"
+HEAD = "0004"
 #: `<table>_alembic_version` and index names stay within PostgreSQL's and MySQL's 63
 TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 SCHEMA_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

@@ -1,0 +1,52 @@
+"""Records for fire times that did not run, so every intended fire has an outcome."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from tasse.models import Run, RunStatus, RunTrigger
+
+#: fire times recorded one by one; more than these (days of a per-second schedule while the
+#: server was down) are summed up in one more record
+ONE_BY_ONE = 100
+
+
+def new_run_id(now: datetime) -> str:
+    """A readable id that sorts by creation time: 20261122-101500-123456-9f3a1c."""
+    return f"{now:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(3)}"
+
+
+def not_run_record(task: str, scheduled: datetime, status: RunStatus, reason: str) -> Run:
+    """The record of one fire that did not run: skipped, missed or coalesced, with why."""
+    now = datetime.now(UTC)
+    return Run(
+        id=new_run_id(now),
+        task=task,
+        trigger=RunTrigger.schedule,
+        status=status,
+        scheduled_at=scheduled,
+        finished_at=now,
+        error=reason,
+    )
+
+
+def not_run_records(task: str, outcomes: Sequence[tuple[datetime, RunStatus, str]]) -> list[Run]:
+    """Records for fires that did not run, oldest first; beyond ONE_BY_ONE, the oldest summed up."""
+    summed, one_by_one = outcomes[:-ONE_BY_ONE], outcomes[-ONE_BY_ONE:]
+    records = []
+    if summed:
+        first, status, reason = summed[0]
+        last = summed[-1][0]
+        records.append(
+            not_run_record(
+                task,
+                first,
+                status,
+                f"{len(summed)} fire times from {first.isoformat()} to {last.isoformat()}: "
+                f"{status.value} ({reason})",
+            )
+        )
+    records += [not_run_record(task, *outcome) for outcome in one_by_one]
+    return records
