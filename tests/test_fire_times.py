@@ -57,6 +57,30 @@ async def test_fires_due_while_the_server_was_down_are_recorded_as_missed(
     assert all("the server was down" in (error or "") for error in missed)
 
 
+async def test_catchup_all_runs_each_fire_missed_while_down_in_turn(
+    settings: Settings, make_task: MakeTask
+) -> None:
+    make_task("diligent", EVERY_SECOND + "catchup: all\n", script="print('caught')")
+    await _run_for(settings, 1.5)
+    stopped = time.time()
+    await asyncio.sleep(3.2)  # three fire times or more come due while it is down
+    await _run_for(settings, 2.5)
+
+    store = RunStore(settings.store_url)
+    try:
+        runs = store.for_task("diligent", 200)
+    finally:
+        store.close()
+    while_down = [
+        run
+        for run in runs
+        if run.scheduled_at and stopped < run.scheduled_at.timestamp() < stopped + 3
+    ]
+    assert len(while_down) >= 2, runs
+    assert {run.status for run in while_down} == {RunStatus.succeeded}, while_down
+    assert {run.trigger.value for run in while_down} == {"schedule"}
+
+
 async def test_a_changed_schedule_starts_afresh(settings: Settings, make_task: MakeTask) -> None:
     folder = make_task("tick", EVERY_SECOND)
     await _run_for(settings, 1.5)
