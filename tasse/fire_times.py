@@ -13,7 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import Column, Connection, MetaData, String, Table, delete, select
 
-from tasse.store import RunStore, UTCDateTime
+from tasse.database import UTCDateTime
+from tasse.store import RunStore
 
 #: (fingerprint of the schedule, its next fire time)
 FireTime = tuple[str, datetime | None]

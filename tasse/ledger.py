@@ -18,6 +18,11 @@ def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(3)}"
 
 
+def run_id_prefix(moment: datetime) -> str:
+    """How the ids of runs made at this moment start (`new_run_id`, in UTC)."""
+    return moment.astimezone(UTC).strftime("%Y%m%d-%H%M%S-%f")
+
+
 def not_run_record(task: str, scheduled: datetime, status: RunStatus, reason: str) -> Run:
     """The record of one fire that did not run: skipped, missed or coalesced, with why."""
     now = datetime.now(UTC)

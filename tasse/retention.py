@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tasse.ledger import run_id_prefix
 from tasse.logs import LogLayout
 from tasse.settings import Settings
-from tasse.store import PRUNE_BATCH, RunStore, run_id_prefix
+from tasse.store import PRUNE_BATCH, RunStore
 from tasse.values import TASK_NAME_PATTERN
 
 logger = logging.getLogger(__name__)

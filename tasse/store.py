@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -22,29 +21,22 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
-    DateTime,
-    Engine,
     Integer,
     MetaData,
     Row,
     String,
     Table,
     Text,
-    TypeDecorator,
     bindparam,
     cast,
-    create_engine,
-    event,
     func,
     select,
     true,
 )
-from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
-from sqlalchemy.types import TypeEngine
 
+from tasse.database import UTCDateTime, make_engine
+from tasse.ledger import run_id_prefix
 from tasse.models import Run, RunStatus
 from tasse.store_migrations import StoreNames, migrate
 
@@ -53,13 +45,6 @@ MAX_NAME_LENGTH, MAX_SOURCE_LENGTH = 64, 16
 #: runs deleted per transaction when history is pruned, so writers never wait long
 PRUNE_BATCH = 1000
 _UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
-#: a bare scheme gets the driver Tasse's extras install (`postgres`, `mysql`)
-_DRIVERS = {
-    "postgres": "postgresql+psycopg",
-    "postgresql": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mariadb": "mariadb+pymysql",
-}
 
 
 @dataclass(frozen=True)
@@ -75,58 +60,6 @@ class StoredTask:
     created_at: datetime
     #: when it was last saved (aware, UTC)
     updated_at: datetime
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores aware datetimes as UTC and gives them back aware (SQLite keeps no zone)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        # MySQL's DATETIME drops microseconds unless asked; run ids and times must not.
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime())
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value.astimezone(UTC).replace(tzinfo=None) if value else None
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value else None
-
-
-def run_id_prefix(moment: datetime) -> str:
-    """How the ids of runs made at this moment start (`new_run_id`, in UTC)."""
-    return moment.astimezone(UTC).strftime("%Y%m%d-%H%M%S-%f")
-
-
-def make_engine(address: str) -> Engine:
-    """An engine for a store address; `memory://` is a private in-process SQLite database."""
-    if address in ("memory://", "memory:"):
-        return create_engine(
-            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
-        )
-    url = make_url(address)
-    if url.drivername in _DRIVERS:
-        url = url.set(drivername=_DRIVERS[url.drivername])
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _tune_sqlite)
-    return engine
-
-
-def _tune_sqlite(connection: Any, _record: Any) -> None:
-    # WAL lets the API read while a run is recorded; NORMAL syncs at checkpoints only,
-    # which keeps a commit well under a millisecond and still survives a process crash.
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 def _tables(names: StoreNames) -> tuple[Table, Table]:

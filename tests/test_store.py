@@ -36,9 +36,10 @@ from sqlalchemy.exc import OperationalError
 
 from tasse import store_migrations
 from tasse.cli import main
+from tasse.database import make_engine
 from tasse.models import Run, RunStatus, RunTrigger
 from tasse.settings import Settings
-from tasse.store import RunStore, StoredTask, make_engine
+from tasse.store import RunStore, StoredTask
 from tasse.store_migrations import HEAD, StoreNames, current_revision
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
