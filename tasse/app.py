@@ -20,6 +20,7 @@ from tasse.errors import (
     TaskExistsError,
     TasseError,
 )
+from tasse.limits import BodyLimit
 from tasse.service import Tasse
 from tasse.settings import Settings
 
@@ -70,5 +71,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_exception_handler(TasseError, _tasse_error)
     return app

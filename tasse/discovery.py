@@ -24,6 +24,9 @@ TASK_FILE = "task.yaml"
 DEFAULT_ENTRYPOINTS = ("task.py", "task.sh")
 #: a task.yaml is a few lines; anything larger is a mistake, not a schedule
 MAX_TASK_FILE_BYTES = 256 * 1024
+#: lists and mappings nested deeper are no task.yaml: libyaml nests on the C stack (the
+#: process crashes near 25 000 levels) and scans flow nesting in quadratic time
+MAX_NESTING = 64
 
 _NAME = re.compile(TASK_NAME_PATTERN)
 #: shows a bad value in an error without printing all of a huge (or alias-bombed) one
@@ -70,8 +73,13 @@ def scan(tasks_dir: Path, known: Mapping[str, Fingerprint], only: set[str] | Non
             continue
         try:
             fingerprint, present = _probe(folder)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             continue  # vanished between listing and looking: it counts as removed
+        except OSError as error:  # a symlink loop, a folder we may not read
+            result.fingerprints[name] = RECENT
+            problem = f"cannot be read: {error.strerror or error}"
+            result.loaded[name] = TaskConfigError(name, folder, problem)
+            continue
         changed_at = max(fingerprint[0], fingerprint[1], fingerprint[3])
         result.fingerprints[name] = RECENT if changed_at > racy_after else fingerprint
         if known.get(name) != fingerprint:
@@ -91,7 +99,14 @@ def _folders(tasks_dir: Path, only: set[str] | None) -> list[tuple[str, str]]:
     except FileNotFoundError:
         return []
     # Hidden folders (.git) and stray files (README.md) are not tasks, and not errors either.
-    return [(e.name, e.path) for e in entries if not e.name.startswith(".") and e.is_dir()]
+    return [(e.name, e.path) for e in entries if not e.name.startswith(".") and _is_folder(e)]
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return True  # a symlink loop: kept, so that loading it reports the problem
 
 
 def folder_fingerprint(folder: str | Path) -> Fingerprint:
@@ -196,10 +211,41 @@ def _read_task_file(name: str, file: Path) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise TaskConfigError(name, file, "is not UTF-8 text") from None
+    return _parse_yaml(name, file, text)
+
+
+def _parse_yaml(name: str, file: Path, text: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)
+        too_deep = _nests_deeper_than(MAX_NESTING, text)
+        data = None if too_deep else yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
         raise TaskConfigError(name, file, f"is not valid YAML: {_yaml_problem(error)}") from None
+    except (ValueError, LookupError, AttributeError) as error:
+        # PyYAML's scalar constructors let Python's errors through: ValueError for
+        # `2020-13-45` or a 5000-digit int, KeyError for `!!bool maybe`, AttributeError
+        # for `!!timestamp x`.
+        problem = f"is not valid YAML: a value cannot be read ({error})"
+        raise TaskConfigError(name, file, problem) from None
+    if too_deep:
+        raise TaskConfigError(name, file, f"nests more than {MAX_NESTING} levels deep")
+    return data
+
+
+def _nests_deeper_than(limit: int, text: str) -> bool:
+    # Each level opens with one of these characters, so a file with few of them is
+    # shallow: the usual case is not parsed twice (a scan may read thousands).
+    if sum(map(text.count, "[{-?:")) <= limit:
+        return False
+    depth = 0
+    # Events come one at a time: a hostile file is given up on at the limit, cheaply.
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > limit:
+                return True
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return False
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
@@ -213,13 +259,17 @@ def _config_error(name: str, file: Path, error: ValidationError) -> TaskConfigEr
     key = _key_path(first["loc"])
     if first["type"] == "extra_forbidden":
         return TaskConfigError(name, file, f"unknown key {key.rpartition('.')[2]!r}", key)
-    problem = first["msg"]
+    problem = _cut(first["msg"])  # many quote the bad value, which may be huge
     if first["type"] != "missing":
         problem += f" (got {_short.repr(first['input'])})"
     more = error.error_count() - 1
     if more:
         problem += f"; and {more} more problem{'s' if more > 1 else ''}"
     return TaskConfigError(name, file, problem, key)
+
+
+def _cut(text: str, most: int = 300) -> str:
+    return text if len(text) <= most else f"{text[: most // 2]}...{text[-most // 2 :]}"
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
@@ -238,22 +288,30 @@ def _with_shell_script(folder: Path, present: frozenset[str]) -> set[str]:
 
 def _command(name: str, folder: Path, spec: TaskSpec, files: set[str]) -> tuple[str, ...]:
     if spec.entrypoint:
-        entry = (folder / spec.entrypoint).resolve()
-        if not entry.is_relative_to(folder.resolve()):
-            raise TaskConfigError(
-                name, folder / TASK_FILE, "must stay inside the task folder", "entrypoint"
-            )
-        if not entry.is_file():
-            raise TaskConfigError(
-                name, folder / TASK_FILE, f"{spec.entrypoint!r} does not exist", "entrypoint"
-            )
-        return command_for(entry.relative_to(folder.resolve()).as_posix())
+        return command_for(_entrypoint(name, folder, spec.entrypoint))
     for candidate in DEFAULT_ENTRYPOINTS:
         if candidate in files:
             return command_for(candidate)
     raise TaskConfigError(
         name, folder, "has no task.py or task.sh, and task.yaml names no `entrypoint`"
     )
+
+
+def _entrypoint(name: str, folder: Path, entrypoint: str) -> str:
+    file = folder / TASK_FILE
+    # A path with a NUL makes every os call raise ValueError rather than OSError.
+    if "\x00" in entrypoint:
+        raise TaskConfigError(name, file, "contains a NUL character", "entrypoint")
+    try:
+        entry, home = (folder / entrypoint).resolve(), folder.resolve()
+        is_file = entry.is_file()
+    except (OSError, RuntimeError) as error:  # RuntimeError: pathlib's symlink loop
+        raise TaskConfigError(name, file, f"cannot be followed: {error}", "entrypoint") from None
+    if not entry.is_relative_to(home):
+        raise TaskConfigError(name, file, "must stay inside the task folder", "entrypoint")
+    if not is_file:
+        raise TaskConfigError(name, file, f"{entrypoint!r} does not exist", "entrypoint")
+    return entry.relative_to(home).as_posix()
 
 
 def command_for(entry: str) -> tuple[str, ...]:
