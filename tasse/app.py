@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tasse.api import router
@@ -23,6 +25,7 @@ from tasse.errors import (
 from tasse.limits import BodyLimit
 from tasse.service import Tasse
 from tasse.settings import Settings
+from tasse.values import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,16 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
 async def _tasse_error(request: Request, error: Exception) -> JSONResponse:
     status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(error, kind)), 400)
     return JSONResponse({"detail": str(error)}, status_code=status)
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    # FastAPI's own answer echoes every bad value whole: a 1 MiB body, a 1 MiB answer.
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {"type": e["type"], "loc": e["loc"], "msg": shorten(str(e["msg"]))}
+        for e in error.errors()[:20]
+    ]
+    return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -73,4 +86,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_exception_handler(TasseError, _tasse_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     return app

@@ -21,6 +21,7 @@ from tasse.definitions import (
     to_task,
     unmasked,
 )
+from tasse.discovery import config_error
 from tasse.errors import (
     FolderTaskError,
     TaskConfigError,
@@ -220,6 +221,4 @@ def validate(data: Mapping[str, Any], name: str, file: str = API_BODY) -> TaskDe
     try:
         return TaskDefinition.model_validate(data)
     except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        key = ".".join(str(part) for part in first["loc"]) or None
-        raise TaskConfigError(name, file, first["msg"], key) from None
+        raise config_error(name, file, error) from None

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from tasse.dependencies import DEPENDENCY_FILES, read_dependencies, regular_files
 from tasse.errors import TaskConfigError, TaskNameError, TaskNotFoundError
 from tasse.models import PYTHON, Task, TaskSpec
-from tasse.values import TASK_NAME_PATTERN
+from tasse.values import TASK_NAME_PATTERN, shorten
 
 TASK_FILE = "task.yaml"
 DEFAULT_ENTRYPOINTS = ("task.py", "task.sh")
@@ -188,7 +188,7 @@ def parse_spec(name: str, file: Path, data: Any) -> TaskSpec:
     try:
         return TaskSpec.model_validate(data)
     except ValidationError as error:
-        raise _config_error(name, file, error) from None
+        raise config_error(name, file, error) from None
 
 
 def _read_task_file(name: str, file: Path) -> Any:
@@ -254,22 +254,19 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
-def _config_error(name: str, file: Path, error: ValidationError) -> TaskConfigError:
+def config_error(name: str, file: Path | str, error: ValidationError) -> TaskConfigError:
+    """The first problem of a validation, naming its key, with the bad value shortened."""
     first = error.errors(include_url=False)[0]
     key = _key_path(first["loc"])
     if first["type"] == "extra_forbidden":
         return TaskConfigError(name, file, f"unknown key {key.rpartition('.')[2]!r}", key)
-    problem = _cut(first["msg"])  # many quote the bad value, which may be huge
+    problem = shorten(first["msg"])  # many quote the bad value, which may be huge
     if first["type"] != "missing":
         problem += f" (got {_short.repr(first['input'])})"
     more = error.error_count() - 1
     if more:
         problem += f"; and {more} more problem{'s' if more > 1 else ''}"
     return TaskConfigError(name, file, problem, key)
-
-
-def _cut(text: str, most: int = 300) -> str:
-    return text if len(text) <= most else f"{text[: most // 2]}...{text[-most // 2 :]}"
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

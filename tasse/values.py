@@ -19,6 +19,11 @@ def scalar_to_text(value: Any) -> Any:
     return value
 
 
+def shorten(text: str, most: int = 300) -> str:
+    """Text cut in the middle to `most` characters: error messages quote bad values whole."""
+    return text if len(text) <= most else f"{text[: most // 2]}...{text[-most // 2 :]}"
+
+
 def _passable_to_a_process(value: str) -> str:
     # A NUL byte or a lone surrogate cannot cross into argv or the environment.
     if "\x00" in value:

@@ -656,3 +656,11 @@ def test_api_tasks_take_policies_a_failing_command_is_retried(server: Server) ->
     assert log_of(server, retries[1]) == "attempt 3\n"
     failed = server.http.get("/tasks/shaky/runs", params={"status": "failed"}).json()
     assert len(failed) == 3
+
+
+def test_a_huge_bad_value_is_not_echoed_whole(shared_server: Server) -> None:
+    body = {"name": "bad", "command": ["true"], "timezone": "Mars/" + "x" * 500_000}
+    response = shared_server.http.post("/tasks", json=body)
+    assert response.status_code == 422, response.text[:500]
+    assert "timezone" in said(response.json()["detail"])
+    assert len(response.content) < 2000
