@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import reprlib
@@ -163,9 +164,14 @@ def load_task(folder: Path, present: frozenset[str] | None = None) -> Task:
     `present`: which of task.yaml, task.py and the dependency files exist, if known.
     """
     name = folder.name
+    _check_confined(name, folder, folder)
+    _check_confined(name, folder, folder / TASK_FILE)
     spec = parse_spec(name, folder / TASK_FILE, _read_task_file(name, folder / TASK_FILE))
     files = regular_files(folder) if present is None else _with_shell_script(folder, present)
     command = _command(name, folder, spec, files)
+    # The default entrypoints and dependency files (an explicit entrypoint was resolved).
+    for file in files & _DEFINING_FILES:
+        _check_confined(name, folder, folder / file)
     is_python = command[0] == PYTHON
     dependencies = read_dependencies(name, folder, command[1] if is_python else None, files)
     return Task(
@@ -177,6 +183,36 @@ def load_task(folder: Path, present: frozenset[str] | None = None) -> Task:
         # only when the folder asks for packages, which then come first on PATH.
         dependencies=dependencies if is_python or dependencies.source else None,
     )
+
+
+#: files that make a task what it is, besides task.yaml
+_DEFINING_FILES = frozenset((*DEFAULT_ENTRYPOINTS, *DEPENDENCY_FILES))
+
+
+def _check_confined(name: str, folder: Path, path: Path) -> None:
+    """Refuse a symlink that leads out of the data directory (`/etc/passwd` as task.py).
+
+    Only symlinks are resolved (one lstat for anything else), so loading ten thousand
+    folders costs no more than it did.
+    """
+    if not os.path.islink(path):
+        return
+    data_dir = _real_path(str(folder.parent.parent))
+    target = os.path.realpath(path)
+    if target == data_dir or target.startswith(data_dir + os.sep):
+        return
+    what = "the task folder" if path == folder else path.name
+    raise TaskConfigError(
+        name,
+        path,
+        f"{what} is a symlink leading out of the data directory (to {target!r}); "
+        "copy it in, or mount it inside the data directory",
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _real_path(path: str) -> str:
+    return os.path.realpath(path)
 
 
 def parse_spec(name: str, file: Path, data: Any) -> TaskSpec:

@@ -149,3 +149,44 @@ async def test_an_output_flood_is_capped_and_the_run_still_succeeds(
     assert tasse.layout.run_log("flood", run.id).stat().st_size < 100_000 + 200
     last = tasse.layout.task_log("flood").read_text().splitlines()[-1]
     assert f"{3000 * 1024 - 100_000} bytes of output beyond the limit were dropped" in last
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("link", ["task.py", "task.yaml", "requirements.txt", "folder"])
+async def test_a_symlink_out_of_the_data_directory_is_an_error_on_its_task(
+    tasse: Tasse, make_task: MakeTask, data_dir: Path, tmp_path: Path, link: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.py"
+    secret.write_text("print('read from outside')\n")
+    if link == "folder":
+        (outside / "task.py").write_text("print('outside')\n")
+        (data_dir / "tasks").mkdir(parents=True, exist_ok=True)
+        (data_dir / "tasks" / "sneaky").symlink_to(outside, target_is_directory=True)
+    else:
+        folder = make_task("sneaky", script=None if link == "task.py" else "print(1)")
+        (folder / link).symlink_to(secret)
+    make_task("fine")
+    await tasse.rescan()
+
+    error = tasse.registry.entries["sneaky"].error
+    assert isinstance(error, TaskConfigError)
+    assert "symlink leading out of the data directory" in str(error)
+    assert str(outside) in str(error)
+    assert tasse.registry.entries["fine"].task is not None  # the others load
+
+
+@pytest.mark.anyio
+async def test_a_symlink_inside_the_data_directory_is_followed(
+    tasse: Tasse, make_task: MakeTask, data_dir: Path
+) -> None:
+    shared = data_dir / "shared"
+    shared.mkdir()
+    (shared / "job.py").write_text("print('shared code')\n")
+    folder = make_task("linked", script=None)
+    (folder / "task.py").symlink_to(shared / "job.py")
+    task = await add_task(tasse, make_task, "linked", script=None)
+    run = await wait_final(tasse, tasse.run_now(task.name, RunRequest()).id)
+    assert run.status is RunStatus.succeeded
+    assert tasse.read_log(run.id) == b"shared code\n"
