@@ -189,9 +189,11 @@ class Dispatcher:
         else:
             alive = self._places.holders(task.name)
             writer.note(f"waiting for its turn: {_still_running(alive, policy)}")
-        if delay or isinstance(environment, Pending) or not active.placed.is_set():
-            # It waits before it starts: recorded now, so it is listed and survives a crash.
-            run.status = RunStatus.queued
+        waits = delay or isinstance(environment, Pending) or not active.placed.is_set()
+        if waits or not self._executor.take_slot_now(active):
+            # It waits before it starts: recorded now, so it is listed, answered as
+            # `queued`, and survives a crash.
+            run.status, run.started_at = RunStatus.queued, None
             self._executor.record_start(active)
         self._executor.start(active, environment)
         return run

@@ -16,6 +16,7 @@ from tasse.models import Run, RunRequest, RunStatus, Task
 from tasse.policies import Policy
 from tasse.provisioner import Pending, Provisioner
 from tasse.runner import Outcome, RunProcess, command_line
+from tasse.slots import RunSlots
 from tasse.store import RunStore
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,7 @@ class Executor:
     ):
         self._store = store
         self._envs = provisioner
-        self._limit = max_concurrent_runs
-        self._slots = asyncio.Semaphore(max_concurrent_runs) if max_concurrent_runs else None
+        self._slots = RunSlots(max_concurrent_runs) if max_concurrent_runs else None
         self._on_end = on_end
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -156,25 +156,30 @@ class Executor:
         if isinstance(environment, Pending):
             active.writer.note("waiting for the task's Python environment to be built")
             environment = await _unless_stopped(active, self._envs.wait(active.task))
-        if self._slots is not None:
+        if self._slots is not None and not active.holds_slot:
             await self._take_slot(active)
         if active.stop_requested.is_set():
             raise _StoppedError
         return environment
 
+    def take_slot_now(self, active: ActiveRun) -> bool:
+        """Take a run slot for this run if one is free now (always, without a limit)."""
+        if self._slots is None:
+            return True
+        active.holds_slot = self._slots.try_take()
+        return active.holds_slot
+
     async def _take_slot(self, active: ActiveRun) -> None:
         # `--max-concurrent-runs`: beyond it a run is `queued` until one ends (or it is
         # stopped while it waits).
         assert self._slots is not None
-        if not self._slots.locked():
-            await self._slots.acquire()  # a free slot is taken at once, without a pause
-        else:
+        if not self.take_slot_now(active):
             if active.run.status is not RunStatus.queued:
                 active.run.status = RunStatus.queued
                 self.record_start(active)
-            active.writer.note(f"waiting for a run slot ({self._limit} at a time)")
-            await _unless_stopped(active, self._slots.acquire())
-        active.holds_slot = True
+            active.writer.note(f"waiting for a run slot ({self._slots.limit} at a time)")
+            await _unless_stopped(active, self._slots.take())
+            active.holds_slot = True
 
     def record_start(self, active: ActiveRun) -> None:
         """Write the run's row as it is now (queued or running); a failure is only logged."""

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from tasse.models import RunRequest, RunStatus
+from tasse.models import Run, RunRequest, RunStatus
 from tasse.service import Tasse
 from tasse.settings import Settings
+from tasse.slots import RunSlots
 from tests.conftest import MakeTask
 from tests.test_runner import add_task, wait_final
 
@@ -62,3 +63,41 @@ async def test_a_queued_run_can_be_cancelled_and_frees_nothing_it_did_not_hold(
     assert [tasse.get_run(run.id).status for run in again] == [RunStatus.running] * 2
     for run in again:
         await wait_final(tasse, run.id)
+
+
+async def test_the_answer_says_queued_when_no_slot_is_free(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    for index in range(3):
+        await add_task(tasse, make_task, f"slow{index}", script=SLOW)
+    await wait_final(tasse, tasse.run_now("slow0", RunRequest()).id, timeout=30)  # env built
+
+    answers = [tasse.run_now(f"slow{index}", RunRequest()) for index in range(3)]
+    assert [run.status for run in answers] == [RunStatus.running] * 2 + [RunStatus.queued]
+    assert answers[2].started_at is None
+    [stored] = [run for run in tasse.store.for_task("slow2") if run.id == answers[2].id]
+    assert stored.status is RunStatus.queued  # listed before it starts
+    started = await wait_final(tasse, answers[2].id, timeout=15)
+    ends = [run.finished_at for run in await _finals(tasse, answers[:2]) if run.finished_at]
+    assert started.started_at is not None
+    assert started.started_at >= min(ends)
+
+
+async def _finals(tasse: Tasse, runs: list[Run]) -> list[Run]:
+    return [await wait_final(tasse, run.id) for run in runs]
+
+
+async def test_slots_go_in_order_and_a_waiter_that_stops_gives_its_turn_on() -> None:
+    slots = RunSlots(1)
+    assert slots.try_take()
+    first = asyncio.ensure_future(slots.take())
+    second = asyncio.ensure_future(slots.take())
+    await asyncio.sleep(0)
+    assert not slots.try_take()  # nobody jumps the line
+    first.cancel()
+    slots.release()
+    await asyncio.sleep(0)
+    assert second.done()
+    assert first.cancelled()
+    slots.release()
+    assert slots.try_take()
