@@ -154,9 +154,13 @@ async def task_runs(
     tasse: TasseDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     status: RunStatus | None = None,
+    before: Annotated[
+        str | None,
+        Query(pattern=r"^[A-Za-z0-9-]{1,64}$", description="only runs older than this run id"),
+    ] = None,
 ) -> list[Run]:
-    """The task's run history, newest first."""
-    return tasse.list_runs(name, limit, status.value if status else None)
+    """The task's run history, newest first; page on with `before` = the last id seen."""
+    return tasse.list_runs(name, limit, status.value if status else None, before)
 
 
 @router.get("/runs/{run_id}")

@@ -293,11 +293,13 @@ class Tasse:
             raise RunNotFoundError(run_id)
         return run
 
-    def list_runs(self, name: str, limit: int, status: str | None = None) -> list[Run]:
-        """A task's runs, newest first."""
+    def list_runs(
+        self, name: str, limit: int, status: str | None = None, before: str | None = None
+    ) -> list[Run]:
+        """A task's runs, newest first (older than run `before`, when given)."""
         if name not in self.registry.entries and name not in self.dispatcher.last_runs:
             raise TaskNotFoundError(name)
-        return self.store.for_task(name, limit, status)
+        return self.store.for_task(name, limit, status, before)
 
     async def cancel_run(self, run_id: str) -> Run:
         """Stop a live run."""

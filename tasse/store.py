@@ -155,12 +155,16 @@ class RunStore:
             row = connection.execute(self._get_run, {"run_id": run_id}).first()
         return _run(row._mapping) if row else None
 
-    def for_task(self, task: str, limit: int = 100, status: str | None = None) -> list[Run]:
-        """The task's runs, newest first (run ids sort by creation time)."""
+    def for_task(
+        self, task: str, limit: int = 100, status: str | None = None, before: str | None = None
+    ) -> list[Run]:
+        """The task's runs, newest first (run ids sort by creation time), older than `before`."""
         runs = self._runs
         query = select(runs).where(runs.c.task == task)
         if status:
             query = query.where(runs.c.status == status)
+        if before:
+            query = query.where(runs.c.id < before)
         query = query.order_by(runs.c.id.desc()).limit(limit)
         with self.engine.connect() as connection:
             return [_run(row._mapping) for row in connection.execute(query)]

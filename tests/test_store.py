@@ -234,6 +234,9 @@ def test_history_is_newest_first_with_limit_and_status(store: RunStore) -> None:
     assert store.for_task("report", limit=2) == [runs[3], runs[2]]
     assert store.for_task("report", status="succeeded") == [runs[2], runs[0]]
     assert store.for_task("nobody") == []
+    # paging: `before` the last id seen gives the next older page, down to nothing
+    assert store.for_task("report", limit=2, before=runs[2].id) == [runs[1], runs[0]]
+    assert store.for_task("report", before=runs[0].id) == []
 
 
 def test_task_names_differing_in_case_are_different_tasks(store: RunStore) -> None:
