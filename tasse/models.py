@@ -226,5 +226,7 @@ class TaskInfo(BaseModel):
     folder: str | None = None
     command: list[str] = Field(default_factory=list)
     env: EnvInfo = Field(default_factory=EnvInfo)
+    #: the policies in force: the task's own keys, the server's defaults for the rest
+    policy: dict[str, Any] = Field(default_factory=dict)
     #: for tasks defined through the API or a seed file: the definition as stored
     definition: dict[str, Any] | None = None

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from tasse import discovery
@@ -17,6 +18,7 @@ from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, Tas
 from tasse.fire_times import FireTimes
 from tasse.logs import LogLayout, follow
 from tasse.models import EnvInfo, Run, RunRequest, Task, TaskInfo
+from tasse.policies import policy_of
 from tasse.provisioner import Planned, Provisioner
 from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.reloader import Reloader
@@ -238,6 +240,7 @@ class Tasse:
             folder=str(task.folder) if task.reference is None else None,
             command=shown_command(task),
             env=self.envs.info(task.reference or entry.name),
+            policy=asdict(policy_of(spec, self.settings)),
             definition=self.catalog.definition(entry.name),
         )
 

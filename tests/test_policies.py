@@ -418,3 +418,12 @@ async def test_catchup_none_records_every_fire_missed_while_down(
     runs = tasse.store.for_task("fresh-start")
     assert [r.status for r in runs] == [RunStatus.missed] * 3
     assert all("catchup: none" in (r.error or "") for r in runs)
+
+
+async def test_a_task_shows_the_policies_in_force(tasse: Tasse, make_task: MakeTask) -> None:
+    await add_task(tasse, make_task, "shown", "overlap: queue\nretries: 2")
+    policy = tasse.get_task("shown").policy
+    assert policy["overlap"] == "queue"
+    assert policy["retries"] == 2
+    assert policy["kill_grace"] == tasse.settings.kill_grace  # the server's default
+    assert policy["misfire_grace_time"] == tasse.settings.misfire_grace_time
