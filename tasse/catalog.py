@@ -55,8 +55,11 @@ class Catalog:
         scheduler: Scheduler,
         envs: Provisioner,
         rescan: Callable[[set[str]], Any],
+        on_removed: Callable[[str], None] = lambda name: None,
     ):
         self._settings = settings
+        #: told of each task removed (its runs that have not started are cancelled)
+        self._on_removed = on_removed
         self._store = store
         self._registry = registry
         self._scheduler = scheduler
@@ -193,6 +196,7 @@ class Catalog:
         self._registry.undefine(name)
         self._scheduler.remove(name)
         self._envs.forget(name)
+        self._on_removed(name)
 
     def _refuse_folder_task(self, name: str) -> None:
         entry = self._registry.entries.get(name)

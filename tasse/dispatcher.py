@@ -53,6 +53,8 @@ class Dispatcher:
         self._places: Places[ActiveRun] = Places()
         self._recent: OrderedDict[str, Run] = OrderedDict()
         self._stopping = False
+        #: tasks that caught up a fire missed while down (`catchup: latest` does it once)
+        self._caught_up: set[str] = set()
         #: fire times before this came due while the server was down (catch-up applies)
         self.started_at = datetime.now(UTC)
         #: each task's newest run, so listing 10,000 tasks needs no query
@@ -72,7 +74,11 @@ class Dispatcher:
     def fire(self, task: Task, due: list[datetime]) -> None:
         """Handle scheduled fire times by the task's catch-up, grace and overlap policies."""
         policy = policy_of(task.spec, self._settings)
-        decision = decide_fires(due, datetime.now(UTC), self.started_at, policy)
+        # Each schedule fires on its own: `catchup: latest` catches up one fire per task.
+        caught_up = task.name in self._caught_up
+        decision = decide_fires(due, datetime.now(UTC), self.started_at, policy, caught_up)
+        if decision.run and decision.run[0] < self.started_at:
+            self._caught_up.add(task.name)
         self._record(not_run_records(task.name, decision.not_run))
         # Caught-up fires (`catchup: all`) run one after another, whatever the overlap.
         in_turn = len(decision.run) > 1
@@ -81,7 +87,14 @@ class Dispatcher:
                 self._overlapping_fire(task, policy, scheduled)
                 continue
             try:
-                self._launch(task, policy, RunTrigger.schedule, scheduled, RunRequest())
+                self._launch(
+                    task,
+                    policy,
+                    RunTrigger.schedule,
+                    scheduled,
+                    RunRequest(),
+                    in_turn=in_turn,
+                )
             except TaskEnvError as error:
                 self._record([not_run_record(task.name, scheduled, RunStatus.failed, str(error))])
 
@@ -98,7 +111,7 @@ class Dispatcher:
                 status, reason = RunStatus.failed, str(error)
             else:
                 if policy.overlap == "replace":
-                    self._replace_oldest(task.name, f"replaced by run {run.id}")
+                    self._replace(task.name, run.id)
                 return
         self._record([not_run_record(task.name, scheduled, status, reason)])
 
@@ -116,7 +129,7 @@ class Dispatcher:
         zone = ZoneInfo(task.spec.timezone or self._settings.timezone)
         run = self._launch(task, policy, RunTrigger.manual, datetime.now(zone), request)
         if full and policy.overlap == "replace":
-            self._replace_oldest(task.name, f"replaced by run {run.id}")
+            self._replace(task.name, run.id)
         return run
 
     def _waiting_fire(self, name: str) -> ActiveRun | None:
@@ -127,11 +140,23 @@ class Dispatcher:
                 return active
         return None
 
-    def _replace_oldest(self, name: str, reason: str) -> None:
+    def _replace(self, name: str, newest: str) -> None:
+        """Stop the oldest running run for the newest one; if all are stopping already,
+        the runs waiting ahead of it (the newest request wins)."""
+        reason = f"replaced by run {newest}"
         for active in self._places.holders(name):
             if not active.stop_requested.is_set():
                 active.stop(reason)
                 return
+        for active in self._places.waiting(name):
+            if active.run.id != newest:
+                active.stop(reason)
+
+    def forget(self, name: str) -> None:
+        """The task is gone: its runs that have not started are cancelled (running ones end)."""
+        for active in self._places.waiting(name) + self._places.holders(name):
+            if active.process is None:
+                active.stop("its task was removed before it started")
 
     async def cancel(self, run_id: str) -> Run:
         """Stop a live run and wait until it has ended (at most its kill grace and 5 s)."""
@@ -166,6 +191,7 @@ class Dispatcher:
         request: RunRequest,
         attempt: int = 1,
         delay: float = 0.0,
+        in_turn: bool = False,
     ) -> Run:
         environment = self._envs.environment(task)
         now = datetime.now(UTC)
@@ -181,10 +207,11 @@ class Dispatcher:
         writer = RunLogWriter(self._layout, task.name, run.id)
         active = ActiveRun(run, task, request, policy, writer, delay=delay)
         self._active[run.id] = active
-        # A retry goes to the front of the line: it continues a run that held a place.
         if delay:
             writer.note(f"retry {attempt - 1} waits {delay:g} s before it starts")
-        if self._places.enter(task.name, active, policy.max_parallel, first=attempt > 1):
+        limit = 1 if in_turn else policy.max_parallel  # caught-up fires: one after another
+        # A retry goes to the front of the line: it continues a run that held a place.
+        if self._places.enter(task.name, active, limit, first=attempt > 1):
             active.placed.set()
         else:
             alive = self._places.holders(task.name)
@@ -201,7 +228,10 @@ class Dispatcher:
     def _ended(self, active: ActiveRun) -> None:
         run = active.run
         self._active.pop(run.id, None)
-        self._retry(active)  # first in line for the place this run leaves
+        try:
+            self._retry(active)  # first in line for the place this run leaves
+        except Exception:  # the place must be left whatever happens
+            logger.exception("run %s of task %s: its retry could not be set up", run.id, run.task)
         for admitted in self._places.leave(run.task, active):
             admitted.placed.set()
         self.last_runs[run.task] = run
@@ -212,12 +242,13 @@ class Dispatcher:
 
     def _retry(self, ended: ActiveRun) -> None:
         """The next attempt of a failed run, when its task still exists and has retries left."""
-        run, policy = ended.run, ended.policy
-        if self._stopping or run.status not in RETRIED or run.attempt > policy.retries:
+        run = ended.run
+        if self._stopping or run.status not in RETRIED:
             return
         task = self._current_task(run.task)
         if task is None:
-            logger.warning("run %s of task %s is not retried: the task is gone", run.id, run.task)
+            if run.attempt <= ended.policy.retries:
+                logger.warning("run %s of task %s is not retried: it is gone", run.id, run.task)
             return
         policy = policy_of(task.spec, self._settings)  # as the task says now
         if run.attempt > policy.retries:

@@ -174,9 +174,7 @@ class Executor:
         # stopped while it waits).
         assert self._slots is not None
         if not self.take_slot_now(active):
-            if active.run.status is not RunStatus.queued:
-                active.run.status = RunStatus.queued
-                self.record_start(active)
+            # (queued already: a run that does not wait for anything took its slot at launch)
             active.writer.note(f"waiting for a run slot ({self._slots.limit} at a time)")
             await _unless_stopped(active, self._slots.take())
             active.holds_slot = True
@@ -210,18 +208,25 @@ class Executor:
         summary = run.status.value + (f": {run.error}" if run.error else "")
         dropped = active.writer.dropped
         try:
-            active.writer.note(
-                f"run ended, {summary}"
-                + (f"; {dropped} bytes of output beyond the limit were dropped" if dropped else "")
-            )
+            try:
+                active.writer.note(
+                    f"run ended, {summary}"
+                    + (
+                        f"; {dropped} bytes of output beyond the limit were dropped"
+                        if dropped
+                        else ""
+                    )
+                )
+            finally:
+                active.writer.close()
         except OSError as error:
             logger.error(
                 "run %s of task %s: log.txt could not be written: %s", run.id, run.task, error
             )
         finally:
-            active.writer.close()
+            # Whatever the logs did: the slot and the task's place must be given back.
+            if active.holds_slot and self._slots is not None:
+                active.holds_slot = False
+                self._slots.release()
+            self._on_end(active)
         logger.info("run %s of task %s ended, %s", run.id, run.task, summary)
-        if active.holds_slot and self._slots is not None:
-            active.holds_slot = False
-            self._slots.release()
-        self._on_end(active)

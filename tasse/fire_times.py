@@ -24,7 +24,10 @@ _CHUNK = 500
 
 def fingerprint(trigger: object) -> str:
     """What identifies a schedule: its kind, its fields and its time zone."""
-    details = [getattr(trigger, key, "") for key in ("timezone", "start_date", "end_date")]
+    # An interval without a start date of its own gets "now" from APScheduler each time
+    # it is built; the scheduler notes the date the task set (or None) as `set_start_date`.
+    start = getattr(trigger, "set_start_date", getattr(trigger, "start_date", ""))
+    details = [getattr(trigger, "timezone", ""), start, getattr(trigger, "end_date", "")]
     text = f"{type(trigger).__name__}|{trigger}|{details}|{getattr(trigger, 'jitter', '')}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

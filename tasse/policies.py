@@ -69,12 +69,17 @@ class FireDecision:
 
 
 def decide_fires(
-    due: list[datetime], now: datetime, started_at: datetime, policy: Policy
+    due: list[datetime],
+    now: datetime,
+    started_at: datetime,
+    policy: Policy,
+    caught_up: bool = False,
 ) -> FireDecision:
     """Sort due fire times into runs and records, by the catch-up policy and grace time.
 
     Times before `started_at` came due while the server was down: `catchup` decides
-    which of them run (the grace time does not apply to them). Later times came due while
+    which of them run (the grace time does not apply to them); with `latest`, one per
+    task (`caught_up`: another of its schedules has caught up already). Later times came due while
     it was up; several at once mean it was busy, and only the latest runs (the others are
     `coalesced` into it), if it is not later than the grace time.
     """
@@ -94,18 +99,20 @@ def decide_fires(
             decision.not_run += [(t, RunStatus.coalesced, merged) for t in earlier]
             decision.run.append(latest)
     if while_down:
-        _catch_up(decision, while_down, policy.catchup)
+        _catch_up(decision, while_down, policy.catchup, caught_up)
     return decision
 
 
-def _catch_up(decision: FireDecision, while_down: list[datetime], catchup: Catchup) -> None:
+def _catch_up(
+    decision: FireDecision, while_down: list[datetime], catchup: Catchup, caught_up: bool
+) -> None:
     down = "the server was down"
     if catchup == "all":
         beyond = while_down[:-CATCHUP_AT_MOST]
         caught = while_down[len(beyond) :]
         why = f"catchup: all runs the latest {CATCHUP_AT_MOST} fires only"
         missed = [(t, RunStatus.missed, f"{down}; {why}") for t in beyond]
-    elif catchup == "latest" and not decision.run:
+    elif catchup == "latest" and not decision.run and not caught_up:
         caught = while_down[-1:]
         why = f"the fire at {caught[0].isoformat()} was caught up instead (catchup: latest)"
         missed = [(t, RunStatus.missed, f"{down}; {why}") for t in while_down[:-1]]
@@ -113,6 +120,8 @@ def _catch_up(decision: FireDecision, while_down: list[datetime], catchup: Catch
         caught = []
         if catchup == "none":
             why = "catchup: none"
+        elif not decision.run:  # caught_up
+            why = "another schedule of the task caught up a fire (catchup: latest)"
         else:
             why = f"the fire at {decision.run[0].isoformat()} ran instead (catchup: latest)"
         missed = [(t, RunStatus.missed, f"{down}; {why}") for t in while_down]

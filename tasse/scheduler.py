@@ -85,10 +85,24 @@ def _make_trigger(task: Task, key: str, spec: Schedule, zone: ZoneInfo) -> BaseT
             )
         options = spec.model_dump(exclude={"trigger", "timezone"}, exclude_none=True)
         options.setdefault("jitter", jitter)
-        return IntervalTrigger(timezone=zone, **options)
+        return _Interval(spec.start_date, timezone=zone, **options)
     if isinstance(spec, DateSpec):
         return DateTrigger(run_date=spec.run_date, timezone=zone)
     return _build_cron(task, key, spec, zone, jitter)
+
+
+class _Interval(IntervalTrigger):  # type: ignore[misc]
+    """An interval trigger that remembers the start date the task set, if any.
+
+    Without one, APScheduler starts it "now" each time it is built; the fingerprint that
+    tells a restart whether a schedule is unchanged must not see that (fire_times).
+    """
+
+    __slots__ = ("set_start_date",)
+
+    def __init__(self, set_start_date: datetime | None, **options: Any):
+        super().__init__(**options)
+        self.set_start_date = set_start_date
 
 
 def _build_cron(

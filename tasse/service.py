@@ -68,7 +68,13 @@ class Tasse:
         self.started_at: datetime | None = None
         self.reloader = Reloader(settings, self.rescan)
         self.catalog = Catalog(
-            settings, self.store, self.registry, self.scheduler, self.envs, self.rescan
+            settings,
+            self.store,
+            self.registry,
+            self.scheduler,
+            self.envs,
+            self.rescan,
+            on_removed=self.dispatcher.forget,
         )
         self.seeder = (
             Seeder(self.catalog, settings.pre_seed_jobs, settings.pre_seed_interval)
@@ -89,8 +95,6 @@ class Tasse:
 
     async def start(self) -> None:
         """Recover from an unclean stop, load every task, then start firing and watching."""
-        # Fire times before now came due while the server was down: catch-up applies.
-        self.dispatcher.started_at = datetime.now(UTC)
         interrupted = self.store.interrupt_unfinished(datetime.now(UTC))
         if interrupted:
             logger.warning(
@@ -121,6 +125,9 @@ class Tasse:
         self._unwatch_children = watch_children_on_the_loop()
         await self.envs.start()
         self.retention.start()
+        # Fire times before now came due while the server was down (or loading): catch-up
+        # applies to them, not the grace time.
+        self.dispatcher.started_at = datetime.now(UTC)
         self.scheduler.start()
         self.reloader.start()
         self.started_at = datetime.now(UTC)
@@ -160,6 +167,7 @@ class Tasse:
             for name in report.removed:
                 self.scheduler.remove(name)
                 self.envs.forget(name)
+                self.dispatcher.forget(name)
             for name in report.added + report.changed:
                 entry = self.registry.entries[name]
                 assert entry.task is not None

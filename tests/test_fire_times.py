@@ -57,10 +57,13 @@ async def test_fires_due_while_the_server_was_down_are_recorded_as_missed(
     assert all("the server was down" in (error or "") for error in missed)
 
 
+@pytest.mark.parametrize(
+    "schedule", [EVERY_SECOND, "scheduler: {trigger: interval, seconds: 1}\n"]
+)
 async def test_catchup_all_runs_each_fire_missed_while_down_in_turn(
-    settings: Settings, make_task: MakeTask
+    settings: Settings, make_task: MakeTask, schedule: str
 ) -> None:
-    make_task("diligent", EVERY_SECOND + "catchup: all\n", script="print('caught')")
+    make_task("diligent", schedule + "catchup: all\n", script="print('caught')")
     await _run_for(settings, 1.5)
     stopped = time.time()
     await asyncio.sleep(3.2)  # three fire times or more come due while it is down

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tasse import discovery
 from tasse.errors import TaskBusyError, TaskConfigError
+from tasse.fire_times import fingerprint
 from tasse.ledger import ONE_BY_ONE, not_run_records
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, TaskSpec
 from tasse.places import Places
@@ -427,3 +430,86 @@ async def test_a_task_shows_the_policies_in_force(tasse: Tasse, make_task: MakeT
     assert policy["retries"] == 2
     assert policy["kill_grace"] == tasse.settings.kill_grace  # the server's default
     assert policy["misfire_grace_time"] == tasse.settings.misfire_grace_time
+
+
+# -- found in review ---------------------------------------------------------------------------
+
+
+async def test_a_removed_tasks_waiting_retry_is_cancelled_not_run(
+    tasse: Tasse, make_task: MakeTask, data_dir: Any
+) -> None:
+    yaml = "retries: 2\nretry_delay: 60"
+    await add_task(tasse, make_task, "doomed", yaml, script="raise SystemExit(1)")
+    await wait_final(tasse, tasse.run_now("doomed", RunRequest()).id)
+    waiting = (await wait_runs(tasse, "doomed", 2))[0]
+    assert waiting.status is RunStatus.queued
+    shutil.rmtree(data_dir / "tasks" / "doomed")
+    await tasse.rescan()
+    ended = await wait_final(tasse, waiting.id)
+    assert ended.status is RunStatus.cancelled
+    assert ended.error == "its task was removed before it started"
+
+
+async def test_replace_lets_the_newest_request_win_over_one_still_waiting(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    stubborn = """
+    import signal, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("up", flush=True)
+    time.sleep(30)
+    """
+    await add_task(tasse, make_task, "newest", "overlap: replace\nkill_grace: 1", script=stubborn)
+    first = tasse.run_now("newest", RunRequest())
+    await asyncio.sleep(0.5)
+    second = tasse.run_now("newest", RunRequest())
+    third = tasse.run_now("newest", RunRequest())
+    skipped_over = await wait_final(tasse, second.id)
+    assert skipped_over.status is RunStatus.cancelled
+    assert skipped_over.error == f"replaced by run {third.id}"
+    assert (await wait_final(tasse, first.id)).status is RunStatus.cancelled
+    await asyncio.sleep(0.5)
+    assert tasse.get_run(third.id).status is RunStatus.running
+    await tasse.cancel_run(third.id)
+
+
+async def test_catchup_all_runs_in_turn_even_when_the_task_may_run_in_parallel(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    task = await add_task(
+        tasse, make_task, "wide-behind", "catchup: all\noverlap: parallel", script=SLOW
+    )
+    now = datetime.now(UTC)
+    tasse.dispatcher.started_at = now - timedelta(minutes=1)
+    tasse.dispatcher.fire(task, [now - timedelta(minutes=m) for m in (30, 20, 10)])
+    runs = await settled(tasse, "wide-behind", 3)
+    for earlier, later in itertools.pairwise(runs):
+        assert earlier.finished_at
+        assert later.started_at
+        assert later.started_at >= earlier.finished_at
+
+
+async def test_catchup_latest_catches_up_once_per_task_not_per_schedule(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    task = await add_task(tasse, make_task, "two-schedules", "catchup: latest")
+    now = datetime.now(UTC)
+    tasse.dispatcher.started_at = now - timedelta(minutes=1)
+    tasse.dispatcher.fire(task, [now - timedelta(minutes=m) for m in (30, 20)])  # schedule 0
+    tasse.dispatcher.fire(task, [now - timedelta(minutes=m) for m in (25, 15)])  # schedule 1
+    runs = await settled(tasse, "two-schedules", 4)
+    assert sorted(r.status.value for r in runs) == ["missed", "missed", "missed", "succeeded"]
+    others = [r for r in runs if r.error and "another schedule" in r.error]
+    assert len(others) == 2
+
+
+def test_an_interval_without_a_start_date_keeps_its_fingerprint_across_restarts(
+    make_task: MakeTask,
+) -> None:
+    folder = make_task("steady", "scheduler: {trigger: interval, seconds: 2}")
+    task = discovery.load_task(folder)
+    first = fingerprint(build_triggers(task, "UTC")[0])
+    time.sleep(0.01)
+    assert fingerprint(build_triggers(task, "UTC")[0]) == first
+    (folder / "task.yaml").write_text("scheduler: {trigger: interval, seconds: 3}\n")
+    assert fingerprint(build_triggers(discovery.load_task(folder), "UTC")[0]) != first
