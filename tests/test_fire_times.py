@@ -57,9 +57,7 @@ async def test_fires_due_while_the_server_was_down_are_recorded_as_missed(
     assert all("the server was down" in (error or "") for error in missed)
 
 
-@pytest.mark.parametrize(
-    "schedule", [EVERY_SECOND, "scheduler: {trigger: interval, seconds: 1}\n"]
-)
+@pytest.mark.parametrize("schedule", [EVERY_SECOND, "scheduler: {trigger: interval, seconds: 1}\n"])
 async def test_catchup_all_runs_each_fire_missed_while_down_in_turn(
     settings: Settings, make_task: MakeTask, schedule: str
 ) -> None:
