@@ -21,7 +21,6 @@ from tasse.definitions import (
     to_task,
     unmasked,
 )
-from tasse.discovery import config_error
 from tasse.errors import (
     FolderTaskError,
     TaskConfigError,
@@ -34,6 +33,7 @@ from tasse.registry import Registry
 from tasse.scheduler import Scheduler, build_triggers
 from tasse.settings import Settings
 from tasse.store import RunStore, StoredTask
+from tasse.task_file import config_error
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasse import discovery
+from tasse import discovery, task_file
 from tasse.errors import TaskConfigError
 from tasse.models import Task
 from tasse.schedules import IntervalSpec
@@ -315,14 +315,14 @@ def test_a_task_yaml_that_is_not_utf8_is_rejected(make_task: MakeTask) -> None:
 
 
 def test_an_oversized_task_yaml_is_rejected_without_parsing(make_task: MakeTask) -> None:
-    size = discovery.MAX_TASK_FILE_BYTES + 1
+    size = task_file.MAX_TASK_FILE_BYTES + 1
     folder = make_task("huge", yaml="#" * (size - 1) + "\n")
 
     error = error_of(folder)
 
     assert_names_file(error, folder, None)
     assert f"is {size} bytes" in str(error)
-    assert str(discovery.MAX_TASK_FILE_BYTES) in str(error)
+    assert str(task_file.MAX_TASK_FILE_BYTES) in str(error)
 
 
 @pytest.mark.parametrize(
