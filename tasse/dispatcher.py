@@ -270,8 +270,8 @@ class Dispatcher:
         logger.info("task %s: run %s is retried as %s in %g s", run.task, run.id, retry_id, delay)
 
     def _record(self, runs: Sequence[Run]) -> None:
+        self._store.add(*runs)
         for run in runs:
-            self._store.add(run)
             self.last_runs[run.task] = run
             assert run.scheduled_at is not None
             logger.warning(
