@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tasse.cli import main
+from tasse.cli.main import main
 from tasse.settings import Settings
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from tasse.cli import main
+from tasse.cli.main import main
 
 sys.exit(main())

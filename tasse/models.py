@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tasse.dependencies import Dependencies
-from tasse.interpreters import parse_request
-from tasse.schedules import (
+from tasse.envs.dependencies import Dependencies
+from tasse.envs.interpreters import parse_request
+from tasse.schedule.specs import (
     CronSpec,
     DateSpec,
     IntervalSpec,

@@ -10,24 +10,24 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from tasse import discovery
-from tasse.catalog import Catalog
-from tasse.definitions import resolve, shown_command
-from tasse.dispatcher import Dispatcher
+from tasse.envs.provisioner import Planned, Provisioner
 from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
-from tasse.fire_times import FireTimes
-from tasse.logs import LogLayout, follow
 from tasse.models import EnvInfo, Run, RunRequest, Task, TaskInfo
-from tasse.policies import policy_of
-from tasse.provisioner import Planned, Provisioner
-from tasse.registry import Prepared, Registry, RescanReport, TaskEntry
-from tasse.reloader import Reloader
-from tasse.retention import Retention
-from tasse.runner import stop_leftovers, watch_children_on_the_loop
-from tasse.scheduler import Scheduler, build_triggers, upcoming
-from tasse.seeds import Seeder
+from tasse.runs.dispatcher import Dispatcher
+from tasse.runs.logs import LogLayout, follow
+from tasse.runs.policies import policy_of
+from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
+from tasse.schedule.scheduler import Scheduler, build_triggers, upcoming
 from tasse.settings import Settings
-from tasse.store import RunStore
+from tasse.store.fire_times import FireTimes
+from tasse.store.retention import Retention
+from tasse.store.runs import RunStore
+from tasse.tasks import discovery
+from tasse.tasks.catalog import Catalog
+from tasse.tasks.definitions import resolve, shown_command
+from tasse.tasks.registry import Prepared, Registry, RescanReport, TaskEntry
+from tasse.tasks.reloader import Reloader
+from tasse.tasks.seeds import Seeder
 
 logger = logging.getLogger(__name__)
 

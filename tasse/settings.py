@@ -15,8 +15,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tasse.schedules import check_timezone
-from tasse.store_migrations import check_schema_name, check_table_name
+from tasse.schedule.specs import check_timezone
+from tasse.store.migrations import check_schema_name, check_table_name
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 

@@ -12,7 +12,7 @@ import pytest
 
 from tasse.service import Tasse
 from tasse.settings import Settings
-from tests.test_api import Server
+from tests.http.test_api import Server
 
 MakeTask = Callable[..., Path]
 

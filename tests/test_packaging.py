@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_api import free_port, wait_until
+from tests.http.test_api import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,261 @@
+"""`tasse serve | run | list | validate | next | env`: the command line; settings built here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from tasse.cli.env import add_env_commands, environment_for
+from tasse.errors import TaskNameError, TasseError
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
+from tasse.runs.ledger import new_run_id
+from tasse.runs.runner import run_in_foreground
+from tasse.schedule.scheduler import RebootTrigger, crontab_trigger, upcoming
+from tasse.service import prepare
+from tasse.settings import Settings
+from tasse.store.runs import RunStore
+from tasse.tasks import discovery
+from tasse.tasks.registry import Prepared
+
+_FLAGS = {  # command-line flag → Settings field
+    "data_dir": "data_dir",
+    "http_listen_address": "http_listen_address",
+    "store_address": "store_address",
+    "store_schema_name": "store_schema_name",
+    "store_table_name": "store_table_name",
+    "log_level": "log_level",
+    "api_token_file": "api_token_file",
+    "installer": "installer",
+    "max_concurrent_runs": "max_concurrent_runs",
+    "keep_runs": "keep_runs",
+    "keep_runs_days": "keep_runs_days",
+    "pre_seed_jobs": "pre_seed_jobs",
+    "pre_seed_interval": "pre_seed_interval",
+    "pre_delete_jobs": "pre_delete_jobs",
+    "find_links": "find_links",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tasse` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` belongs to the task (`tasse run NAME -- --verbose`).
+    passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = _parser().parse_args(argv[: len(argv) - len(passthrough) - bool(passthrough)])
+    args.passthrough = passthrough
+    try:
+        # `is not None`: `--keep-runs 0` is a choice (no limit), not an absent flag.
+        flags = {f: v for k, f in _FLAGS.items() if (v := getattr(args, k, None)) is not None}
+        settings = Settings(**flags)
+    except ValidationError as error:
+        detail = error.errors()[0]
+        print(
+            f"tasse: setting {'.'.join(map(str, detail['loc']))}: {detail['msg']}", file=sys.stderr
+        )
+        return 2
+    try:
+        code: int = args.handler(settings, args)
+    except TasseError as error:
+        print(f"tasse: {error}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tasse", description="A folder is a task.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="folder with tasks/ and logs/ (default: data)")
+    common.add_argument("--store-address", help="SQLAlchemy URL of the run history, or memory://")
+    common.add_argument("--store-schema-name", help="database schema of the store's tables")
+    common.add_argument("--store-table-name", help="prefix of the store's tables (default: tasse)")
+    common.add_argument("--log-level", help="CRITICAL, ERROR, WARNING, INFO or DEBUG")
+    common.add_argument("--installer", help="auto (uv if installed), uv or pip")
+    common.add_argument("--find-links", help="a folder of wheels the installer may use")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", parents=[common], help="schedule tasks, serve the API")
+    serve.add_argument("--http-listen-address", help="HOST:PORT (default: 127.0.0.1:4243)")
+    serve.add_argument("--api-token-file", help="file with the token mutating routes require")
+    serve.add_argument(
+        "--max-concurrent-runs", type=int, help="runs alive at once; more wait, queued"
+    )
+    serve.add_argument(
+        "--keep-runs", type=int, help="runs kept per task, history and logs (0: no limit)"
+    )
+    serve.add_argument(
+        "--keep-runs-days", type=float, help="days finished runs are kept (0: no limit)"
+    )
+    serve.add_argument("--pre-seed-jobs", help="file or URL of task definitions to keep loaded")
+    serve.add_argument(
+        "--pre-seed-interval", type=float, help="seconds between fetches of a seed URL"
+    )
+    serve.add_argument(
+        "--pre-delete-jobs",
+        action="store_true",
+        default=None,
+        help="remove every API and seed task from the store first",
+    )
+    serve.set_defaults(handler=_serve)
+
+    run = commands.add_parser("run", parents=[common], help="run a task once, in the foreground")
+    run.add_argument("name")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="becomes TASSE_PARAM_<NAME> (repeatable)",
+    )
+    run.epilog = "Arguments after `--` are appended to the task's command."
+    run.set_defaults(handler=_run)
+
+    listing = commands.add_parser("list", parents=[common], help="list tasks and their state")
+    listing.set_defaults(handler=_list)
+
+    validate = commands.add_parser(
+        "validate", parents=[common], help="check every task folder; exit 1 if any is broken"
+    )
+    validate.set_defaults(handler=_validate)
+
+    upcoming_ = commands.add_parser(
+        "next", parents=[common], help="the next fire times of a task or a crontab line"
+    )
+    upcoming_.add_argument("name", help='a task name, or a crontab line like "*/5 * * * *"')
+    upcoming_.add_argument("--timezone", help="for a crontab line (default: the server's)")
+    upcoming_.add_argument("--count", type=int, default=5)
+    upcoming_.set_defaults(handler=_next)
+
+    add_env_commands(commands, common)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn  # only `serve` needs the server stack
+
+    from tasse.http.app import create_app
+
+    _check_store(settings)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+    )
+    # uvicorn re-raises the stop signal after its graceful shutdown so the process dies of
+    # it; a stop we handled cleanly should exit 0 (what Docker and systemd expect).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    server.run()
+    return 0 if server.started else 1
+
+
+def _check_store(settings: Settings) -> None:
+    # A bad address is one clear line here, not a traceback from the server's start-up.
+    try:
+        RunStore(settings.store_url, settings.store_schema_name, settings.store_table_name).close()
+    except (SQLAlchemyError, ValueError, OSError) as error:
+        detail = str(error).splitlines()[0]
+        raise TasseError(f"store {settings.store_url!r} cannot be used: {detail}") from None
+
+
+def _load(settings: Settings, name: str) -> tuple[Task, tuple[Any, ...]]:
+    result = prepare(discovery.load_by_name(settings.tasks_dir, name), settings.timezone)
+    if isinstance(result, TasseError):
+        raise result
+    return result
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    task, _ = _load(settings, args.name)
+    params = dict(p.split("=", 1) if "=" in p else (p, "") for p in args.param)
+    request = RunRequest(args=args.passthrough, params=params)
+    now = datetime.now(ZoneInfo(task.spec.timezone or settings.timezone))
+    run = Run(
+        id=new_run_id(datetime.now(UTC)),
+        task=task.name,
+        trigger=RunTrigger.manual,
+        status=RunStatus.running,
+        scheduled_at=now,
+        started_at=now,
+    )
+    return run_in_foreground(task, run, request, environment_for(settings, task))
+
+
+def _scan(settings: Settings) -> dict[str, Prepared | TasseError]:
+    scan = discovery.scan(settings.tasks_dir, {})
+    prepared: dict[str, Prepared | TasseError] = {
+        name: prepare(result, settings.timezone) for name, result in scan.loaded.items()
+    }
+    for name in scan.rejected:
+        prepared[name] = TaskNameError(name)
+    return dict(sorted(prepared.items()))
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    rows = [("NAME", "NEXT RUN", "STATE")]
+    for name, result in _scan(settings).items():
+        if isinstance(result, Exception):
+            rows.append((name, "-", f"error: {result}"))
+            continue
+        task, triggers = result
+        fires = upcoming(triggers, 1, now) if task.spec.enabled else []
+        state = "disabled" if not task.spec.enabled else ("on demand" if not triggers else "ok")
+        rows.append((name, fires[0].isoformat(timespec="seconds") if fires else "-", state))
+    width = [max(len(row[i]) for row in rows) for i in range(2)]
+    for row in rows:
+        print(f"{row[0]:<{width[0]}}  {row[1]:<{width[1]}}  {row[2]}")
+    return 0
+
+
+def _validate(settings: Settings, args: argparse.Namespace) -> int:
+    results = _scan(settings)
+    broken = {name: r for name, r in results.items() if isinstance(r, Exception)}
+    for error in broken.values():
+        print(error)
+    print(
+        f"{len(results) - len(broken)} task(s) valid, {len(broken)} broken "
+        f"in {Path(settings.tasks_dir)}",
+        file=sys.stderr,
+    )
+    return 1 if broken else 0
+
+
+def _next(settings: Settings, args: argparse.Namespace) -> int:
+    if " " in args.name.strip() or args.name.startswith("@"):
+        zone = args.timezone or settings.timezone
+        try:
+            triggers: Sequence[Any] = [crontab_trigger(args.name, zone)]
+        except (ValueError, KeyError) as error:
+            raise TasseError(f"crontab line {args.name!r}: {error}") from None
+        what = f"crontab line {args.name!r}"
+    else:
+        task, triggers = _load(settings, args.name)
+        what = f"task {task.name!r}" + ("" if task.spec.enabled else " (disabled)")
+        triggers = triggers if task.spec.enabled else []
+    fires = upcoming(triggers, args.count, datetime.now(UTC))
+    reboot = any(isinstance(trigger, RebootTrigger) for trigger in triggers)
+    if reboot:
+        print(f"{what} fires once each time the server starts (@reboot)", file=sys.stderr)
+    if not fires and not reboot:
+        print(f"{what} has no upcoming fire time", file=sys.stderr)
+    for fire in fires:
+        print(fire.isoformat())
+    return 0

@@ -1,0 +1,189 @@
+"""HTTP routes: thin translations from requests to `Tasse` calls."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+)
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from tasse.errors import TaskConfigError
+from tasse.models import EnvInfo, Run, RunRequest, RunStatus, TaskInfo
+from tasse.service import Tasse
+from tasse.tasks.catalog import API_BODY, validate
+from tasse.tasks.definitions import TaskDefinition
+from tasse.tasks.registry import RescanReport
+from tasse.values import TASK_NAME_PATTERN
+
+
+async def _tasse(request: Request) -> Tasse:
+    tasse: Tasse = request.app.state.tasse
+    return tasse
+
+
+TasseDep = Annotated[Tasse, Depends(_tasse)]
+
+
+async def _authorized(
+    tasse: TasseDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """Mutating routes need `Authorization: Bearer <token>` when a token is set."""
+    token = tasse.settings.api_token
+    if token is None:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    expected = token.get_secret_value().encode()
+    # compare_digest: how long the check takes says nothing about the token.
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(
+            status_code=401,
+            detail="this route needs the header Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+#: added to every route that changes something
+Authorized = [Depends(_authorized)]
+TaskName = Annotated[str, Path(pattern=TASK_NAME_PATTERN, description="the task's folder name")]
+RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(tasse: TasseDep) -> JSONResponse:
+    """Liveness and readiness: 200 when the store answers, 503 when it does not."""
+    state = tasse.health()
+    return JSONResponse(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in state.items()},
+        status_code=200 if state["status"] == "ok" else 503,
+    )
+
+
+@router.get("/tasks")
+async def list_tasks(tasse: TasseDep) -> list[TaskInfo]:
+    """Every task, with its schedules, next and last run, and error."""
+    return tasse.list_tasks()
+
+
+@router.get("/cronjobs/", include_in_schema=False)
+@router.get("/cronjobs", summary="List Tasks (Supertask's name)")
+async def list_cronjobs(tasse: TasseDep) -> list[TaskInfo]:
+    """`GET /tasks` under Supertask's name, read-only, for its users and clients."""
+    return tasse.list_tasks()
+
+
+@router.get("/tasks/{name}")
+async def get_task(name: TaskName, tasse: TasseDep) -> TaskInfo:
+    """One task."""
+    return tasse.get_task(name)
+
+
+@router.post("/tasks", status_code=201, dependencies=Authorized)
+async def create_task(definition: TaskDefinition, tasse: TasseDep) -> TaskInfo:
+    """Define a task: the keys of task.yaml plus `command`, `python_ref` or `task`."""
+    await tasse.catalog.create(definition)
+    return tasse.get_task(definition.name)
+
+
+@router.put("/tasks/{name}", dependencies=Authorized)
+async def replace_task(
+    name: TaskName, body: Annotated[dict[str, Any], Body()], tasse: TasseDep, response: Response
+) -> TaskInfo:
+    """Define or replace a task defined through the API (201 when it is new)."""
+    if body.setdefault("name", name) != name:
+        raise TaskConfigError(name, API_BODY, f"names another task ({body['name']!r})", "name")
+    if await tasse.catalog.put(validate(body, name)):
+        response.status_code = 201
+    return tasse.get_task(name)
+
+
+@router.patch("/tasks/{name}", dependencies=Authorized)
+async def patch_task(
+    name: TaskName, changes: Annotated[dict[str, Any], Body()], tasse: TasseDep
+) -> TaskInfo:
+    """Change some keys of a task defined through the API; `null` removes a key."""
+    await tasse.catalog.patch(name, changes)
+    return tasse.get_task(name)
+
+
+@router.delete("/tasks/{name}", status_code=204, dependencies=Authorized)
+async def delete_task(name: TaskName, tasse: TasseDep) -> None:
+    """Delete a task defined through the API (runs in progress finish)."""
+    await tasse.catalog.delete(name)
+
+
+@router.post("/tasks/{name}/run", status_code=202, dependencies=Authorized)
+async def run_task(
+    name: TaskName, tasse: TasseDep, body: Annotated[RunRequest | None, Body()] = None
+) -> Run:
+    """Run the task now; `args` are appended, `params` become TASSE_PARAM_<NAME>."""
+    return tasse.run_now(name, body or RunRequest())
+
+
+@router.post("/tasks/{name}/env/rebuild", status_code=202, dependencies=Authorized)
+async def rebuild_env(name: TaskName, tasse: TasseDep) -> EnvInfo:
+    """Build the task's Python environment again from scratch (in the background)."""
+    return tasse.rebuild_env(name)
+
+
+@router.get("/tasks/{name}/next")
+async def next_fires(
+    name: TaskName, tasse: TasseDep, count: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> list[datetime]:
+    """The task's next fire times."""
+    return tasse.next_fires(name, count)
+
+
+@router.get("/tasks/{name}/runs")
+async def task_runs(
+    name: TaskName,
+    tasse: TasseDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: RunStatus | None = None,
+    before: Annotated[
+        str | None,
+        Query(pattern=r"^[A-Za-z0-9-]{1,64}$", description="only runs older than this run id"),
+    ] = None,
+) -> list[Run]:
+    """The task's run history, newest first; page on with `before` = the last id seen."""
+    return tasse.list_runs(name, limit, status.value if status else None, before)
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
+    """One run."""
+    return tasse.get_run(run_id)
+
+
+@router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
+async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> StreamingResponse:
+    """The run's output (streamed from its file); with `follow=true` until the run ends."""
+    return StreamingResponse(
+        tasse.follow_log(run_id, live=follow), media_type="text/plain; charset=utf-8"
+    )
+
+
+@router.post("/runs/{run_id}/cancel", dependencies=Authorized)
+async def cancel_run(run_id: RunId, tasse: TasseDep) -> Run:
+    """Stop a live run: SIGTERM to its process group, SIGKILL after the grace time."""
+    return await tasse.cancel_run(run_id)
+
+
+@router.post("/rescan", dependencies=Authorized)
+async def rescan(tasse: TasseDep) -> RescanReport:
+    """Rescan every task folder now."""
+    return await tasse.rescan()

@@ -1,0 +1,90 @@
+"""`create_app(settings)`: the FastAPI application, its lifespan and its error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from tasse.errors import (
+    FolderTaskError,
+    RunFinishedError,
+    TaskBrokenError,
+    TaskBusyError,
+    TaskConfigError,
+    TaskEnvError,
+    TaskExistsError,
+    TasseError,
+)
+from tasse.http.api import router
+from tasse.http.limits import BodyLimit
+from tasse.service import Tasse
+from tasse.settings import Settings
+from tasse.values import shorten
+
+logger = logging.getLogger(__name__)
+
+#: Tasse's errors → HTTP statuses; anything else of ours is a bad request
+_STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (LookupError, 404),
+    (TaskBusyError, 409),
+    (TaskBrokenError, 409),
+    (RunFinishedError, 409),
+    (TaskEnvError, 409),
+    (TaskExistsError, 409),
+    (FolderTaskError, 409),
+    (TaskConfigError, 422),
+    (ValueError, 422),
+)
+
+
+async def _tasse_error(request: Request, error: Exception) -> JSONResponse:
+    status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(error, kind)), 400)
+    return JSONResponse({"detail": str(error)}, status_code=status)
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    # FastAPI's own answer echoes every bad value whole: a 1 MiB body, a 1 MiB answer.
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {"type": e["type"], "loc": e["loc"], "msg": shorten(str(e["msg"]))}
+        for e in error.errors()[:20]
+    ]
+    return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The Tasse HTTP application for these settings; the lifespan starts and stops Tasse."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.listens_beyond_loopback and settings.api_token is None:
+            logger.warning(
+                "LISTENING ON %s WITHOUT AN API TOKEN: anyone who can reach this port can "
+                "run and cancel tasks. Set TASSE_API_TOKEN or --api-token-file.",
+                settings.http_listen_address,
+            )
+        tasse = Tasse(settings)
+        app.state.tasse = tasse
+        await tasse.start()
+        try:
+            yield
+        finally:
+            await tasse.stop()
+
+    app = FastAPI(
+        title="Tasse",
+        summary="A folder is a task: schedules, per-task environments, history and logs.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_exception_handler(TasseError, _tasse_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    return app

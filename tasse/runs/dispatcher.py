@@ -1,0 +1,290 @@
+"""Turns fires and run requests into runs, by each task's policies; every outcome recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tasse.envs.provisioner import Pending, Provisioner
+from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError, TaskEnvError
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
+from tasse.runs.execution import ActiveRun, Executor
+from tasse.runs.ledger import new_run_id, not_run_record, not_run_records
+from tasse.runs.logs import LogLayout, RunLogWriter
+from tasse.runs.places import Places
+from tasse.runs.policies import Policy, decide_fires, policy_of, retry_delay
+from tasse.settings import Settings
+from tasse.store.runs import RunStore
+
+logger = logging.getLogger(__name__)
+
+#: finished runs kept in memory for clients that poll them
+RECENT_RUNS = 1000
+#: outcomes after which a run is tried again, when its task has `retries`
+RETRIED = (RunStatus.failed, RunStatus.timed_out)
+#: seconds a stopped run may take beyond its kill grace before `cancel` answers anyway
+STOP_MARGIN = 5.0
+
+
+class Dispatcher:
+    """Starts, tracks, stops, retries and records runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStore,
+        layout: LogLayout,
+        provisioner: Provisioner,
+        current_task: Callable[[str], Task | None] = lambda name: None,
+    ):
+        self._settings = settings
+        self._store = store
+        self._layout = layout
+        self._envs = provisioner
+        #: the task as it is now, for a retry (None: it is gone or broken, so no retry)
+        self._current_task = current_task
+        self._executor = Executor(store, provisioner, settings.max_concurrent_runs, self._ended)
+        self._active: dict[str, ActiveRun] = {}
+        self._places: Places[ActiveRun] = Places()
+        self._recent: OrderedDict[str, Run] = OrderedDict()
+        self._stopping = False
+        #: tasks that caught up a fire missed while down (`catchup: latest` does it once)
+        self._caught_up: set[str] = set()
+        #: fire times before this came due while the server was down (catch-up applies)
+        self.started_at = datetime.now(UTC)
+        #: each task's newest run, so listing 10,000 tasks needs no query
+        self.last_runs: dict[str, Run] = store.latest_by_task()
+
+    def lookup(self, run_id: str) -> Run | None:
+        """A live or recently finished run from memory, so polling it costs no query."""
+        active = self._active.get(run_id)
+        return active.run if active is not None else self._recent.get(run_id)
+
+    def active(self, run_id: str) -> ActiveRun | None:
+        """The live run with this id, if it is still running."""
+        return self._active.get(run_id)
+
+    # -- fires and requests ----------------------------------------------------------------
+
+    def fire(self, task: Task, due: list[datetime]) -> None:
+        """Handle scheduled fire times by the task's catch-up, grace and overlap policies."""
+        policy = policy_of(task.spec, self._settings)
+        # Each schedule fires on its own: `catchup: latest` catches up one fire per task.
+        caught_up = task.name in self._caught_up
+        decision = decide_fires(due, datetime.now(UTC), self.started_at, policy, caught_up)
+        if decision.run and decision.run[0] < self.started_at:
+            self._caught_up.add(task.name)
+        self._record(not_run_records(task.name, decision.not_run))
+        # Caught-up fires (`catchup: all`) run one after another, whatever the overlap.
+        in_turn = len(decision.run) > 1
+        for scheduled in decision.run:
+            if not in_turn and not self._places.has_room(task.name, policy.max_parallel):
+                self._overlapping_fire(task, policy, scheduled)
+                continue
+            try:
+                self._launch(
+                    task,
+                    policy,
+                    RunTrigger.schedule,
+                    scheduled,
+                    RunRequest(),
+                    in_turn=in_turn,
+                )
+            except TaskEnvError as error:
+                self._record([not_run_record(task.name, scheduled, RunStatus.failed, str(error))])
+
+    def _overlapping_fire(self, task: Task, policy: Policy, scheduled: datetime) -> None:
+        alive = self._places.holders(task.name)
+        if policy.overlap in ("skip", "parallel"):
+            status, reason = RunStatus.skipped, _still_running(alive, policy)
+        elif waiting := self._waiting_fire(task.name):
+            status, reason = RunStatus.coalesced, f"run {waiting.run.id} was already waiting"
+        else:
+            try:
+                run = self._launch(task, policy, RunTrigger.schedule, scheduled, RunRequest())
+            except TaskEnvError as error:
+                status, reason = RunStatus.failed, str(error)
+            else:
+                if policy.overlap == "replace":
+                    self._replace(task.name, run.id)
+                return
+        self._record([not_run_record(task.name, scheduled, status, reason)])
+
+    def fire_refused(self, name: str, due: list[datetime], reason: str) -> None:
+        """Record a fire that cannot run (its task is broken) as a failed run, with why."""
+        self._record([not_run_record(name, due[-1], RunStatus.failed, reason)])
+
+    def run_now(self, task: Task, request: RunRequest) -> Run:
+        """Start a manual run, by the task's overlap policy (409 for `skip` while it runs)."""
+        policy = policy_of(task.spec, self._settings)
+        full = not self._places.has_room(task.name, policy.max_parallel)
+        if full and policy.overlap in ("skip", "parallel"):
+            busy = self._places.holders(task.name) or self._places.waiting(task.name)
+            raise TaskBusyError(task.name, busy[0].run.id)
+        zone = ZoneInfo(task.spec.timezone or self._settings.timezone)
+        run = self._launch(task, policy, RunTrigger.manual, datetime.now(zone), request)
+        if full and policy.overlap == "replace":
+            self._replace(task.name, run.id)
+        return run
+
+    def _waiting_fire(self, name: str) -> ActiveRun | None:
+        # A scheduled run waiting for its turn takes further fires with it (`coalesced`);
+        # each manual request gets a run of its own.
+        for active in self._places.waiting(name):
+            if active.run.trigger is RunTrigger.schedule:
+                return active
+        return None
+
+    def _replace(self, name: str, newest: str) -> None:
+        """Stop the oldest running run for the newest one; if all are stopping already,
+        the runs waiting ahead of it (the newest request wins)."""
+        reason = f"replaced by run {newest}"
+        for active in self._places.holders(name):
+            if not active.stop_requested.is_set():
+                active.stop(reason)
+                return
+        for active in self._places.waiting(name):
+            if active.run.id != newest:
+                active.stop(reason)
+
+    def forget(self, name: str) -> None:
+        """The task is gone: its runs that have not started are cancelled (running ones end)."""
+        for active in self._places.waiting(name) + self._places.holders(name):
+            if active.process is None:
+                active.stop("its task was removed before it started")
+
+    async def cancel(self, run_id: str) -> Run:
+        """Stop a live run and wait until it has ended (at most its kill grace and 5 s)."""
+        active = self._active.get(run_id)
+        if active is None:
+            stored = self._store.get(run_id)
+            if stored is None:
+                raise RunNotFoundError(run_id)
+            raise RunFinishedError(run_id, stored.status.value)
+        active.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(active.done.wait(), active.policy.kill_grace + STOP_MARGIN)
+        return active.run
+
+    async def shutdown(self) -> None:
+        """Stop every live and waiting run (no retries) and wait for them to be recorded."""
+        self._stopping = True
+        actives = list(self._active.values())
+        for active in actives:
+            active.stop("the server stopped")
+        grace = max((a.policy.kill_grace for a in actives), default=0.0)
+        await self._executor.wait(grace + STOP_MARGIN)
+
+    # -- a run's life ----------------------------------------------------------------------
+
+    def _launch(
+        self,
+        task: Task,
+        policy: Policy,
+        trigger: RunTrigger,
+        scheduled: datetime,
+        request: RunRequest,
+        attempt: int = 1,
+        delay: float = 0.0,
+        in_turn: bool = False,
+    ) -> Run:
+        environment = self._envs.environment(task)
+        now = datetime.now(UTC)
+        run = Run(
+            id=new_run_id(now),
+            task=task.name,
+            trigger=trigger,
+            status=RunStatus.running,
+            scheduled_at=scheduled,
+            started_at=now,
+            attempt=attempt,
+        )
+        writer = RunLogWriter(self._layout, task.name, run.id)
+        active = ActiveRun(run, task, request, policy, writer, delay=delay)
+        self._active[run.id] = active
+        if delay:
+            writer.note(f"retry {attempt - 1} waits {delay:g} s before it starts")
+        limit = 1 if in_turn else policy.max_parallel  # caught-up fires: one after another
+        # A retry goes to the front of the line: it continues a run that held a place.
+        if self._places.enter(task.name, active, limit, first=attempt > 1):
+            active.placed.set()
+        else:
+            alive = self._places.holders(task.name)
+            writer.note(f"waiting for its turn: {_still_running(alive, policy)}")
+        waits = delay or isinstance(environment, Pending) or not active.placed.is_set()
+        if waits or not self._executor.take_slot_now(active):
+            # It waits before it starts: recorded now, so it is listed, answered as
+            # `queued`, and survives a crash.
+            run.status, run.started_at = RunStatus.queued, None
+            self._executor.record_start(active)
+        self._executor.start(active, environment)
+        return run
+
+    def _ended(self, active: ActiveRun) -> None:
+        run = active.run
+        self._active.pop(run.id, None)
+        try:
+            self._retry(active)  # first in line for the place this run leaves
+        except Exception:  # the place must be left whatever happens
+            logger.exception("run %s of task %s: its retry could not be set up", run.id, run.task)
+        for admitted in self._places.leave(run.task, active):
+            admitted.placed.set()
+        self.last_runs[run.task] = run
+        self._recent[run.id] = run
+        if len(self._recent) > RECENT_RUNS:
+            self._recent.popitem(last=False)
+        active.done.set()
+
+    def _retry(self, ended: ActiveRun) -> None:
+        """The next attempt of a failed run, when its task still exists and has retries left."""
+        run = ended.run
+        if self._stopping or run.status not in RETRIED:
+            return
+        task = self._current_task(run.task)
+        if task is None:
+            if run.attempt <= ended.policy.retries:
+                logger.warning("run %s of task %s is not retried: it is gone", run.id, run.task)
+            return
+        policy = policy_of(task.spec, self._settings)  # as the task says now
+        if run.attempt > policy.retries:
+            return
+        delay = retry_delay(policy, run.attempt)
+        try:
+            retry_id = self._launch(
+                task,
+                policy,
+                RunTrigger.retry,
+                datetime.now(UTC) + timedelta(seconds=delay),
+                ended.request,
+                attempt=run.attempt + 1,
+                delay=delay,
+            ).id
+        except TaskEnvError as error:
+            logger.warning("run %s of task %s is not retried: %s", run.id, run.task, error)
+            return
+        logger.info("task %s: run %s is retried as %s in %g s", run.task, run.id, retry_id, delay)
+
+    def _record(self, runs: Sequence[Run]) -> None:
+        self._store.add(*runs)
+        for run in runs:
+            self.last_runs[run.task] = run
+            assert run.scheduled_at is not None
+            logger.warning(
+                "task %s: fire at %s %s: %s",
+                run.task,
+                run.scheduled_at.isoformat(),
+                run.status.value,
+                run.error,
+            )
+
+
+def _still_running(alive: Sequence[ActiveRun], policy: Policy) -> str:
+    ids = ", ".join(active.run.id for active in alive[:3]) + (" …" if len(alive) > 3 else "")
+    if policy.max_parallel == 1:
+        return f"run {ids} was still running"
+    return f"{len(alive)} runs were still running (max_parallel {policy.max_parallel}): {ids}"

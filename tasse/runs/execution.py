@@ -1,0 +1,232 @@
+"""Carries out one run: waits for its turn, environment and slot, runs it, records it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from tasse.envs.environments import Environment
+from tasse.envs.provisioner import Pending, Provisioner
+from tasse.errors import TaskEnvError
+from tasse.models import Run, RunRequest, RunStatus, Task
+from tasse.runs.logs import RunLogWriter
+from tasse.runs.policies import Policy
+from tasse.runs.runner import Outcome, RunProcess, command_line
+from tasse.runs.slots import RunSlots
+from tasse.store.runs import RunStore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class ActiveRun:
+    """A run not yet ended, with what it takes to follow and stop it."""
+
+    run: Run
+    task: Task
+    request: RunRequest
+    policy: Policy
+    writer: RunLogWriter
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set once it holds one of its task's `max_parallel` places
+    placed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: seconds to wait before it starts (a retry's backoff)
+    delay: float = 0.0
+    #: its process, once its environment is ready
+    process: RunProcess | None = None
+    #: a stop asked for before the process exists
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    #: why it was stopped, when another run replaced it
+    stop_reason: str | None = None
+    #: whether the store has its row yet
+    recorded: bool = False
+    #: whether it holds one of the `--max-concurrent-runs` slots
+    holds_slot: bool = False
+
+    def stop(self, reason: str | None = None) -> None:
+        """Stop the process, or keep it from starting."""
+        if reason and not self.stop_requested.is_set():
+            self.stop_reason = reason
+        if self.process is not None:
+            self.process.stop()
+        self.stop_requested.set()
+
+
+class _StoppedError(Exception):
+    """The run was stopped while it waited to start."""
+
+
+async def _unless_stopped(active: ActiveRun, waiting: Awaitable[T]) -> T:
+    """What `waiting` gives; raises _StoppedError when the run is stopped first."""
+    work = asyncio.ensure_future(waiting)
+    stopping = asyncio.ensure_future(active.stop_requested.wait())
+    await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not work.done():
+        work.cancel()
+        raise _StoppedError
+    return work.result()
+
+
+class Executor:
+    """Carries runs out in the background and records them; `on_end` hears of each end."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        provisioner: Provisioner,
+        max_concurrent_runs: int,
+        on_end: Callable[[ActiveRun], None],
+    ):
+        self._store = store
+        self._envs = provisioner
+        self._slots = RunSlots(max_concurrent_runs) if max_concurrent_runs else None
+        self._on_end = on_end
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, active: ActiveRun, environment: Environment | Pending | None) -> None:
+        """Carry the run out in the background."""
+        background = asyncio.get_running_loop().create_task(self._execute(active, environment))
+        self._tasks.add(background)
+        background.add_done_callback(self._tasks.discard)
+
+    async def wait(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) for every run to be carried out."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def _execute(self, active: ActiveRun, environment: Environment | Pending | None) -> None:
+        run = active.run
+        try:
+            outcome = await self._carry_out(active, environment)
+        except Exception as error:  # a broken store or log folder must not wedge the task
+            logger.exception("run %s of task %s could not be carried out", run.id, run.task)
+            if active.process is not None:
+                active.process.kill()
+            outcome = Outcome(RunStatus.failed, error=f"Tasse could not carry out the run: {error}")
+        if outcome.status is RunStatus.cancelled and active.stop_reason:
+            outcome = Outcome(outcome.status, outcome.exit_code, active.stop_reason)
+        run.status, run.exit_code, run.error = outcome.status, outcome.exit_code, outcome.error
+        run.finished_at = datetime.now(UTC)
+        try:
+            (self._store.update if active.recorded else self._store.add)(run)
+        except Exception:
+            logger.exception("run %s of task %s: its outcome could not be stored", run.id, run.task)
+        self._end(active)
+
+    async def _carry_out(
+        self, active: ActiveRun, environment: Environment | Pending | None
+    ) -> Outcome:
+        try:
+            environment = await self._wait_to_start(active, environment)
+        except _StoppedError:
+            return Outcome(RunStatus.cancelled, error="stopped before it started")
+        except TaskEnvError as error:
+            return Outcome(RunStatus.failed, error=str(error))
+        run, writer = active.run, active.writer
+        if run.status is RunStatus.queued:
+            run.status, run.started_at = RunStatus.running, datetime.now(UTC)
+        # Opened only now: a thousand runs waiting for their turn hold no files.
+        writer.open()
+        writer.note(f"run started ({run.trigger.value}, attempt {run.attempt})")
+        active.process = self._process(active, environment)
+        try:
+            await active.process.start()
+        except OSError as error:
+            return Outcome(RunStatus.failed, error=f"could not be started: {error}")
+        # Recorded once the process is on its way, so the store's latency is not lag.
+        self.record_start(active)
+        logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
+        return await active.process.wait()
+
+    async def _wait_to_start(
+        self, active: ActiveRun, environment: Environment | Pending | None
+    ) -> Environment | None:
+        """Wait for a retry's delay, a place, the environment and a slot, in this order."""
+        if active.delay:
+            await _unless_stopped(active, asyncio.sleep(active.delay))
+        if not active.placed.is_set():
+            await _unless_stopped(active, active.placed.wait())
+        if isinstance(environment, Pending):
+            active.writer.note("waiting for the task's Python environment to be built")
+            environment = await _unless_stopped(active, self._envs.wait(active.task))
+        if self._slots is not None and not active.holds_slot:
+            await self._take_slot(active)
+        if active.stop_requested.is_set():
+            raise _StoppedError
+        return environment
+
+    def take_slot_now(self, active: ActiveRun) -> bool:
+        """Take a run slot for this run if one is free now (always, without a limit)."""
+        if self._slots is None:
+            return True
+        active.holds_slot = self._slots.try_take()
+        return active.holds_slot
+
+    async def _take_slot(self, active: ActiveRun) -> None:
+        # `--max-concurrent-runs`: beyond it a run is `queued` until one ends (or it is
+        # stopped while it waits).
+        assert self._slots is not None
+        if not self.take_slot_now(active):
+            # (queued already: a run that does not wait for anything took its slot at launch)
+            active.writer.note(f"waiting for a run slot ({self._slots.limit} at a time)")
+            await _unless_stopped(active, self._slots.take())
+            active.holds_slot = True
+
+    def record_start(self, active: ActiveRun) -> None:
+        """Write the run's row as it is now (queued or running); a failure is only logged."""
+        try:
+            if active.recorded:
+                self._store.update(active.run)
+            else:
+                self._store.add(active.run)
+                active.recorded = True
+        except Exception:  # the run goes on; its row is written when it ends
+            run = active.run
+            logger.exception("run %s of task %s: its start could not be stored", run.id, run.task)
+
+    def _process(self, active: ActiveRun, environment: Environment | None) -> RunProcess:
+        task = active.task
+        argv, variables = command_line(task, active.run, active.request, environment)
+        return RunProcess(
+            argv,
+            task.folder,
+            variables,
+            active.writer,
+            task.spec.timeout,
+            active.policy.kill_grace,
+        )
+
+    def _end(self, active: ActiveRun) -> None:
+        run = active.run
+        summary = run.status.value + (f": {run.error}" if run.error else "")
+        dropped = active.writer.dropped
+        try:
+            try:
+                active.writer.note(
+                    f"run ended, {summary}"
+                    + (
+                        f"; {dropped} bytes of output beyond the limit were dropped"
+                        if dropped
+                        else ""
+                    )
+                )
+            finally:
+                active.writer.close()
+        except OSError as error:
+            logger.error(
+                "run %s of task %s: log.txt could not be written: %s", run.id, run.task, error
+            )
+        finally:
+            # Whatever the logs did: the slot and the task's place must be given back.
+            if active.holds_slot and self._slots is not None:
+                active.holds_slot = False
+                self._slots.release()
+            self._on_end(active)
+        logger.info("run %s of task %s ended, %s", run.id, run.task, summary)

@@ -1,0 +1,284 @@
+"""One run: a subprocess in its own process group, its output streamed to the logs, a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasse.envs.environments import Environment
+from tasse.errors import TaskConfigError
+from tasse.models import Run, RunRequest, RunStatus, Task
+from tasse.runs.logs import CHUNK, RunLogWriter
+
+logger = logging.getLogger(__name__)
+
+#: how long output may keep flowing after the task's main process has exited, from
+#: processes it left behind, before those are stopped too
+DRAIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended."""
+
+    status: RunStatus
+    exit_code: int | None = None
+    error: str | None = None
+
+
+def watch_children_on_the_loop() -> Callable[[], None]:
+    """Make asyncio wait for task processes on the event loop; returns how to undo it.
+
+    On Python 3.11 asyncio's default waits for each child on a thread of its own, which
+    costs a thread per run and milliseconds per spawn. A pidfd watcher waits on the loop
+    (Python 3.12 does so by itself).
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return lambda: None
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # kernels before 5.3, or seccomp in some containers
+        return lambda: None
+    policy = asyncio.get_event_loop_policy()
+    previous = policy.get_child_watcher()
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    policy.set_child_watcher(watcher)
+
+    def undo() -> None:
+        watcher.close()
+        policy.set_child_watcher(previous)
+
+    return undo
+
+
+def task_environment(task: Task, run: Run, request: RunRequest) -> dict[str, str]:
+    """The environment a run sees: the server's, the task's `env`, the request's, and TASSE_*."""
+    params = {f"TASSE_PARAM_{key.upper()}": value for key, value in request.params.items()}
+    scheduled = run.scheduled_at or run.started_at
+    return {
+        **os.environ,
+        # Python children write to a pipe; unbuffered, their lines arrive as printed.
+        "PYTHONUNBUFFERED": "1",
+        **task.spec.env,
+        **request.env,
+        **params,
+        "TASSE_TASK": task.name,
+        "TASSE_RUN_ID": run.id,
+        "TASSE_TRIGGER": run.trigger.value,
+        "TASSE_SCHEDULED_AT": scheduled.isoformat() if scheduled else "",
+        "TASSE_ATTEMPT": str(run.attempt),
+    }
+
+
+def command_line(
+    task: Task, run: Run, request: RunRequest, environment: Environment | None
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment variables of a run, in the task's Python environment."""
+    variables = task_environment(task, run, request)
+    if environment is None:
+        return task.argv(request.args), variables
+    return task.argv(request.args, str(environment.python)), environment.activate(variables)
+
+
+def run_in_foreground(
+    task: Task, run: Run, request: RunRequest, environment: Environment | None
+) -> int:
+    """Run a task attached to this terminal (for `tasse run`); return its exit code."""
+    argv, variables = command_line(task, run, request, environment)
+    try:
+        completed = subprocess.run(argv, cwd=task.folder, env=variables, check=False)
+    except OSError as error:
+        raise TaskConfigError(task.name, task.folder, f"could not be started: {error}") from None
+    return completed.returncode
+
+
+class RunProcess:
+    """Spawns one task process, streams its output, and stops its whole group when asked."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        writer: RunLogWriter,
+        timeout: float | None,
+        kill_grace: float,
+    ):
+        self._argv = list(argv)
+        self._cwd = cwd
+        self._env = dict(env)
+        self._writer = writer
+        self._timeout = timeout
+        self._kill_grace = kill_grace
+        self._process: asyncio.subprocess.Process | None = None
+        self._stop_requested = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        """The task process's id (also its process group's id), once started."""
+        return self._process.pid if self._process else None
+
+    async def start(self) -> None:
+        """Spawn the process; raises OSError when it cannot be started."""
+        # start_new_session: the task and everything it starts share a fresh process group,
+        # so a timeout or cancel can stop them all at once.
+        self._process = await asyncio.create_subprocess_exec(
+            *self._argv,
+            cwd=self._cwd,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        """Ask the run to end: SIGTERM to its group, SIGKILL after the grace time."""
+        self._stop_requested.set()
+
+    async def wait(self) -> Outcome:
+        """Wait for the run to end by itself, by timeout or by `stop()`; return the outcome."""
+        assert self._process is not None
+        pump = asyncio.create_task(self._pump())
+        exited = asyncio.create_task(self._exit_code(pump))
+        stopping = asyncio.create_task(self._stop_requested.wait())
+        done, _ = await asyncio.wait(
+            {exited, stopping}, timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopping.cancel()
+        status: RunStatus | None = None
+        if exited not in done:
+            status = RunStatus.cancelled if stopping in done else RunStatus.timed_out
+            await self._terminate(exited)
+        await self._drain(pump)
+        code = await exited
+        self._close_pipes()
+        return self._outcome(status, code)
+
+    async def _exit_code(self, pump: asyncio.Task[None]) -> int:
+        # On Python 3.11, Process.wait() returns only once the output pipe has closed as
+        # well, so a background child that keeps the pipe open would hang it. The pipe
+        # closing is the fast path; a short poll of the exit status covers the rest.
+        assert self._process is not None
+        while self._process.returncode is None:
+            if pump.done():
+                return await self._process.wait()
+            await asyncio.wait({pump}, timeout=0.05)
+        return self._process.returncode
+
+    def _close_pipes(self) -> None:
+        # A process that escaped the group (its own setsid) may still hold the pipe; close
+        # our end so the transport is released now rather than at garbage collection.
+        transport = getattr(self._process, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+    def _outcome(self, stopped_as: RunStatus | None, code: int) -> Outcome:
+        if stopped_as is RunStatus.timed_out:
+            return Outcome(stopped_as, code, f"ran longer than its timeout of {self._timeout:g} s")
+        if stopped_as is not None:
+            return Outcome(stopped_as, code)
+        if code == 0:
+            return Outcome(RunStatus.succeeded, code)
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+            return Outcome(RunStatus.failed, code, f"killed by signal {name}")
+        return Outcome(RunStatus.failed, code, f"exited with code {code}")
+
+    def kill(self) -> None:
+        """Stop the whole process group at once (when Tasse itself cannot go on with the run)."""
+        if self._process is not None:
+            self._signal_group(signal.SIGKILL)
+
+    async def _pump(self) -> None:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        failed = False
+        while chunk := await self._process.stdout.read(CHUNK):
+            try:
+                self._writer.write(chunk)
+            except OSError as error:
+                # Keep reading (and dropping) so the task never blocks on a full pipe.
+                if not failed:
+                    logger.error("output of %s could not be logged: %s", self._argv, error)
+                failed = True
+
+    async def _terminate(self, exited: asyncio.Task[int]) -> None:
+        self._signal_group(signal.SIGTERM)
+        escaped = await asyncio.to_thread(processes_of_run, self._env.get("TASSE_RUN_ID", ""))
+        _signal_all(escaped, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(exited), self._kill_grace)
+        # Also when the main process obeyed: children that ignore SIGTERM must not outlive it.
+        self._signal_group(signal.SIGKILL)
+        # Descendants that left the group (setsid, double fork) still carry the run's id
+        # in their environment.
+        escaped = await asyncio.to_thread(processes_of_run, self._env.get("TASSE_RUN_ID", ""))
+        _signal_all(escaped, signal.SIGKILL)
+
+    async def _drain(self, pump: asyncio.Task[None]) -> None:
+        # Normally the pipe closes when the process exits. If something it started still
+        # holds the pipe open, give it a moment, then stop the rest of the group.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), DRAIN_SECONDS)
+            return
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), DRAIN_SECONDS)
+            return
+        pump.cancel()
+
+    def _signal_group(self, signum: signal.Signals) -> None:
+        assert self._process is not None
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signum)
+            logger.debug("sent %s to process group %d", signum.name, self._process.pid)
+
+
+def processes_of_run(run_id: str) -> list[int]:
+    """The processes whose environment says they belong to this run (Linux's /proc)."""
+    if not run_id:
+        return []
+    marker = f"TASSE_RUN_ID={run_id}".encode()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc (macOS): the process group has to do
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+        except OSError:  # gone, or another user's
+            continue
+        if marker in variables:
+            found.append(int(entry))
+    return found
+
+
+def _signal_all(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+    if pids:
+        logger.info("sent %s to %d process(es) that left the run's group", signum.name, len(pids))
+
+
+def stop_leftovers(run_ids: list[str]) -> None:
+    """SIGKILL whatever processes of these (interrupted) runs still live."""
+    for run_id in run_ids:
+        pids = processes_of_run(run_id)
+        _signal_all(pids, signal.SIGKILL)
+        if pids:
+            logger.warning("run %s: %d leftover process(es) stopped", run_id, len(pids))

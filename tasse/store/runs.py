@@ -1,0 +1,346 @@
+"""The job store in any SQLAlchemy database: run history and API/seed-defined tasks.
+
+SQLite by default, `memory://` for nothing kept, PostgreSQL (psycopg 3) and MariaDB/MySQL
+(PyMySQL) tested; `crate://` is passed to its dialect untested. Tables are named from a
+prefix (`<table>_runs`, `<table>_tasks`) and migrated with Alembic as the store opens.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Connection,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    select,
+    true,
+)
+from sqlalchemy.exc import IntegrityError
+
+from tasse.models import Run, RunStatus
+from tasse.runs.ledger import run_id_prefix
+from tasse.store.database import UTCDateTime, make_engine
+from tasse.store.migrations import StoreNames, migrate
+
+#: longest task name and source the tasks table holds
+MAX_NAME_LENGTH, MAX_SOURCE_LENGTH = 64, 16
+#: runs deleted per transaction when history is pruned, so writers never wait long
+PRUNE_BATCH = 1000
+_UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    """A task defined through the API or a seed file, as the store holds it."""
+
+    name: str
+    #: "api" or "seed"
+    source: str
+    #: the task's JSON definition
+    definition: dict[str, Any]
+    #: when it was first saved (aware, UTC); kept when it is saved again
+    created_at: datetime
+    #: when it was last saved (aware, UTC)
+    updated_at: datetime
+
+
+def _tables(names: StoreNames) -> tuple[Table, Table]:
+    # Only what reading and writing need: the DDL lives in the migrations.
+    metadata = MetaData(schema=names.schema)
+    runs = Table(
+        names.runs,
+        metadata,
+        Column("id", String(64), primary_key=True),
+        Column("task", String(64), nullable=False),
+        Column("trigger", String(16), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("exit_code", Integer),
+        Column("scheduled_at", UTCDateTime),
+        Column("started_at", UTCDateTime),
+        Column("finished_at", UTCDateTime),
+        Column("error", Text),
+        Column("attempt", Integer, nullable=False),
+    )
+    tasks = Table(
+        names.tasks,
+        metadata,
+        Column("name", String(MAX_NAME_LENGTH), primary_key=True),
+        Column("source", String(MAX_SOURCE_LENGTH), nullable=False),
+        Column("definition", JSON, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    return runs, tasks
+
+
+_RUN_COLUMNS = tuple(_tables(StoreNames())[0].c.keys())
+
+
+class RunStore:
+    """Records runs, answers questions about their history, and keeps defined tasks."""
+
+    def __init__(self, address: str, schema: str | None = None, table_name: str = "tasse"):
+        self.names = StoreNames(table_name, schema)
+        self.engine = make_engine(address)
+        if self.names.schema and self.engine.dialect.name == "sqlite":
+            raise ValueError(
+                f"store schema name {self.names.schema!r} cannot be used with SQLite, which has no"
+                " schemas: leave it unset (a store table name keeps stores apart)"
+            )
+        self._runs, self._tasks = _tables(self.names)
+        # Built once: compiling a statement per call costs more than SQLite takes to run it.
+        self._insert_run = self._runs.insert()
+        self._update_run = (
+            self._runs.update()
+            .where(self._runs.c.id == bindparam("run_id"))
+            .values({name: bindparam(name) for name in _RUN_COLUMNS if name != "id"})
+        )
+        self._get_run = select(self._runs).where(self._runs.c.id == bindparam("run_id"))
+        self._get_task = select(self._tasks).where(self._tasks.c.name == bindparam("task"))
+        tasks = self._tasks.c
+        self._all_tasks = select(
+            tasks.name,
+            tasks.source,
+            cast(tasks.definition, Text),
+            tasks.created_at,
+            tasks.updated_at,
+        )
+        try:
+            self.migrate()
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def migrate(self) -> None:
+        """Create the schema and tables, or bring them to the newest revision (at start)."""
+        migrate(self.engine, self.names)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def add(self, *runs: Run) -> None:
+        """Record new runs, in one transaction (a restart may record a hundred missed fires)."""
+        if runs:
+            with self.engine.begin() as connection:
+                connection.execute(self._insert_run, [_row(run) for run in runs])
+
+    def update(self, run: Run) -> None:
+        """Record a run's new status and times."""
+        values = _row(run)
+        values["run_id"] = values.pop("id")
+        with self.engine.begin() as connection:
+            connection.execute(self._update_run, values)
+
+    def get(self, run_id: str) -> Run | None:
+        """One run by id."""
+        with self.engine.connect() as connection:
+            row = connection.execute(self._get_run, {"run_id": run_id}).first()
+        return _run(row._mapping) if row else None
+
+    def for_task(
+        self, task: str, limit: int = 100, status: str | None = None, before: str | None = None
+    ) -> list[Run]:
+        """The task's runs, newest first (run ids sort by creation time), older than `before`."""
+        runs = self._runs
+        query = select(runs).where(runs.c.task == task)
+        if status:
+            query = query.where(runs.c.status == status)
+        if before:
+            query = query.where(runs.c.id < before)
+        query = query.order_by(runs.c.id.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [_run(row._mapping) for row in connection.execute(query)]
+
+    def latest_by_task(self) -> dict[str, Run]:
+        """Each task's newest run, in one query."""
+        runs = self._runs
+        latest = (
+            select(runs.c.task, func.max(runs.c.id).label("id")).group_by(runs.c.task).subquery()
+        )
+        query = select(runs).join(latest, runs.c.id == latest.c.id)
+        with self.engine.connect() as connection:
+            return {row.task: _run(row._mapping) for row in connection.execute(query)}
+
+    def interrupt_unfinished(self, now: datetime) -> list[str]:
+        """Mark runs left queued or running by a previous server process as interrupted."""
+        runs = self._runs
+        unfinished = runs.c.status.in_([RunStatus.queued.value, RunStatus.running.value])
+        with self.engine.begin() as connection:
+            ids = list(connection.execute(select(runs.c.id).where(unfinished)).scalars())
+            connection.execute(
+                runs.update()
+                .where(unfinished)
+                .values(
+                    status=RunStatus.interrupted.value,
+                    finished_at=now,
+                    error="the server stopped while this run was unfinished",
+                )
+            )
+        return ids
+
+    def tasks_with_runs(self) -> list[str]:
+        """Every task name the history holds runs of, tasks since deleted included."""
+        with self.engine.connect() as connection:
+            names = connection.execute(select(self._runs.c.task).distinct()).scalars()
+            return sorted(names)  # by code point, whatever the database's collation
+
+    def prune_runs(
+        self,
+        task: str,
+        older_than: datetime | None,
+        keep: int | None,
+        *,
+        spare_newest: bool = False,
+        limit: int = PRUNE_BATCH,
+    ) -> list[str]:
+        """Delete up to `limit` of the task's finished runs made before `older_than` or
+        beyond its newest `keep` runs (None: no such limit); the deleted ids, oldest first.
+
+        Fewer than `limit` back means nothing more is due. With `spare_newest` the age
+        limit never takes the task's newest run, so a monthly task still shows its last.
+        """
+        runs = self._runs
+        with self.engine.begin() as connection:
+            beyond = self._beyond_limits(connection, task, older_than, keep, spare_newest)
+            if beyond is None:
+                return []
+            due = (runs.c.task == task, runs.c.status.notin_(_UNFINISHED), beyond)
+            query = select(runs.c.id).where(*due).order_by(runs.c.id).limit(limit)
+            ids = list(connection.execute(query).scalars())
+            if ids:
+                connection.execute(runs.delete().where(*due, runs.c.id.in_(ids)))
+        return ids
+
+    def _beyond_limits(
+        self,
+        connection: Connection,
+        task: str,
+        older_than: datetime | None,
+        keep: int | None,
+        spare_newest: bool,
+    ) -> ColumnElement[bool] | None:
+        # Run ids start with their creation time in UTC (`new_run_id`), so both limits are
+        # an id the pruned runs are below, and pruning is one range scan of the (task, id)
+        # index. `finished_at` has no index, and is the recording time for a missed fire.
+        by_age = None if older_than is None else run_id_prefix(older_than)
+        if by_age is not None and spare_newest:
+            newest = self._nth_newest(connection, task, 1)
+            by_age = None if newest is None else min(by_age, newest)
+        if keep == 0:
+            return true()
+        by_count = None if keep is None else self._nth_newest(connection, task, keep)
+        bounds = [bound for bound in (by_age, by_count) if bound is not None]
+        # A run beyond either limit goes: below the higher bound (ids have one fixed format,
+        # so Python's order and the database's collation agree on them).
+        return self._runs.c.id < max(bounds) if bounds else None
+
+    def _nth_newest(self, connection: Connection, task: str, n: int) -> str | None:
+        runs = self._runs
+        query = select(runs.c.id).where(runs.c.task == task).order_by(runs.c.id.desc())
+        found: str | None = connection.execute(query.offset(n - 1).limit(1)).scalar()
+        return found
+
+    def tasks(self) -> list[StoredTask]:
+        """Every stored task, ordered by name (code points, the same on every backend)."""
+        # 10,000 definitions load in half the time as one JSON array parsed at once, with
+        # the collector paused: it would otherwise sweep the heap over and over as they pile up.
+        with _collector_paused(), self.engine.connect() as connection:
+            rows = connection.execute(self._all_tasks).all()
+            definitions = json.loads("[" + ",".join([row[2] for row in rows]) + "]")
+            stored = [
+                StoredTask(row[0], row[1], definition, row[3], row[4])
+                for row, definition in zip(rows, definitions, strict=True)
+            ]
+        stored.sort(key=attrgetter("name"))
+        return stored
+
+    def get_task(self, name: str) -> StoredTask | None:
+        """One stored task by name."""
+        with self.engine.connect() as connection:
+            row = connection.execute(self._get_task, {"task": name}).first()
+        return _task(row) if row else None
+
+    def save_task(self, name: str, source: str, definition: dict[str, Any]) -> StoredTask:
+        """Insert a task or replace its source and definition, keeping its created_at."""
+        _check_length("task name", name, MAX_NAME_LENGTH)
+        _check_length("task source", source, MAX_SOURCE_LENGTH)
+        try:
+            return self._save_task(name, source, definition)
+        except IntegrityError:
+            # Another process inserted the same name between our update and insert.
+            return self._save_task(name, source, definition)
+
+    def _save_task(self, name: str, source: str, definition: dict[str, Any]) -> StoredTask:
+        tasks, now = self._tasks, datetime.now(UTC)
+        values = {"source": source, "definition": definition, "updated_at": now}
+        with self.engine.begin() as connection:
+            changed = connection.execute(tasks.update().where(tasks.c.name == name), values)
+            if not changed.rowcount:
+                connection.execute(tasks.insert(), {**values, "name": name, "created_at": now})
+            row = connection.execute(self._get_task, {"task": name}).one()
+        return _task(row)
+
+    def delete_task(self, name: str) -> bool:
+        """Remove a stored task; True if it was there."""
+        with self.engine.begin() as connection:
+            result = connection.execute(self._tasks.delete().where(self._tasks.c.name == name))
+        return bool(result.rowcount)
+
+    def delete_tasks(self, sources: Collection[str]) -> int:
+        """Remove every stored task from these sources; how many were removed."""
+        if not sources:
+            return 0
+        tasks = self._tasks
+        with self.engine.begin() as connection:
+            result = connection.execute(tasks.delete().where(tasks.c.source.in_(list(sources))))
+        return result.rowcount
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check_length(what: str, value: str, limit: int) -> None:
+    if not 0 < len(value) <= limit:
+        raise ValueError(f"{what} {value!r} must be 1 to {limit} characters long")
+
+
+def _row(run: Run) -> dict[str, Any]:
+    values = run.model_dump()
+    values["trigger"] = run.trigger.value
+    values["status"] = run.status.value
+    return values
+
+
+def _run(mapping: Any) -> Run:
+    return Run.model_validate({key: mapping[key] for key in _RUN_COLUMNS})
+
+
+def _task(row: Row[Any]) -> StoredTask:
+    return StoredTask(row.name, row.source, row.definition, row.created_at, row.updated_at)

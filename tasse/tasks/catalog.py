@@ -1,0 +1,228 @@
+"""Tasks defined as data (API, seed files): validated, stored in the job store, scheduled.
+
+Folder tasks stay the folders' business: the catalog refuses to change them, and a folder
+whose name a defined task already has is reported, not loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tasse.envs.provisioner import Planned, Provisioner
+from tasse.errors import (
+    FolderTaskError,
+    TaskConfigError,
+    TaskExistsError,
+    TaskNotFoundError,
+)
+from tasse.models import Task, TaskSource
+from tasse.schedule.scheduler import Scheduler, build_triggers
+from tasse.settings import Settings
+from tasse.store.runs import RunStore, StoredTask
+from tasse.tasks.definitions import (
+    DefinedSource,
+    TaskDefinition,
+    shown_definition,
+    to_task,
+    unmasked,
+)
+from tasse.tasks.registry import Registry
+from tasse.tasks.task_file import config_error
+
+logger = logging.getLogger(__name__)
+
+#: a prepared defined task: the task, its triggers and its environment's plan
+Installable = tuple[Task, tuple[Any, ...], Planned]
+
+#: what an error names as the "file" of a task defined through the API
+API_BODY = "the API definition"
+
+
+class Catalog:
+    """Creates, replaces, patches and deletes defined tasks, keeping store and schedule in step."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStore,
+        registry: Registry,
+        scheduler: Scheduler,
+        envs: Provisioner,
+        rescan: Callable[[set[str]], Any],
+        on_removed: Callable[[str], None] = lambda name: None,
+    ):
+        self._settings = settings
+        #: told of each task removed (its runs that have not started are cancelled)
+        self._on_removed = on_removed
+        self._store = store
+        self._registry = registry
+        self._scheduler = scheduler
+        self._envs = envs
+        self._rescan = rescan
+        #: each defined task's stored definition, as the API shows it
+        self.stored: dict[str, StoredTask] = {}
+        # One change at a time: a check ("is the name free?") and the save that relies on
+        # it must not interleave with another request's.
+        self._changing = asyncio.Lock()
+
+    @property
+    def work_dir(self) -> Path:
+        """Where defined tasks run (each in a folder of its own)."""
+        return self._settings.data_dir / "work"
+
+    async def load(self) -> int:
+        """Schedule every task the store holds (at start); a bad one becomes a task error."""
+        stored = await asyncio.to_thread(self._store.tasks)
+        # One trip to a worker thread for all of them: with thousands of tasks, a hand-off
+        # per task (and the loop waiting on each) cost more than the work itself.
+        prepared = await asyncio.to_thread(self._prepare_stored, stored)
+        for item, result in zip(stored, prepared, strict=True):
+            self.stored[item.name] = item
+            if isinstance(result, TaskConfigError):
+                logger.error("%s", result)
+                self._registry.define_error(item.name, result)
+            else:
+                self._register(*result)
+        return len(stored)
+
+    def _prepare_stored(self, stored: list[StoredTask]) -> list[Installable | TaskConfigError]:
+        results: list[Installable | TaskConfigError] = []
+        for item in stored:
+            source: DefinedSource = "seed" if item.source == "seed" else "api"
+            try:
+                definition = validate(item.definition, item.name, f"the job store ({source})")
+                results.append(self._installable(*self._prepare(definition, source)))
+            except TaskConfigError as error:
+                results.append(error)
+            except Exception as error:  # one odd row must not stop the others from loading
+                where = f"the job store ({source})"
+                results.append(TaskConfigError(item.name, where, f"cannot be loaded: {error!r}"))
+        return results
+
+    async def create(self, definition: TaskDefinition, source: DefinedSource = "api") -> None:
+        """A new task; 409 when any task of that name exists."""
+        async with self._changing:
+            if definition.name in self._registry.entries:
+                raise TaskExistsError(definition.name, self.source_of(definition.name))
+            await self._put(definition, source)
+
+    async def put(self, definition: TaskDefinition, source: DefinedSource = "api") -> bool:
+        """Create or replace a defined task; returns whether it was new."""
+        async with self._changing:
+            return await self._put(definition, source)
+
+    async def _put(self, definition: TaskDefinition, source: DefinedSource) -> bool:
+        self._refuse_folder_task(definition.name)
+        new = definition.name not in self.stored
+        if not new:  # a definition read back from the API and sent again keeps its secrets
+            definition = unmasked(definition, self.stored[definition.name].definition)
+        task, triggers = self._prepare(definition, source)  # a bad schedule: 422, nothing saved
+        item = await asyncio.to_thread(
+            self._store.save_task,
+            definition.name,
+            source,
+            definition.model_dump(mode="json", exclude_defaults=True),
+        )
+        await self._install(item, task, triggers)
+        logger.info("task %s %s (%s)", definition.name, "defined" if new else "replaced", source)
+        return new
+
+    async def patch(self, name: str, changes: Mapping[str, Any]) -> None:
+        """Change some keys of a defined task (`null` removes a key)."""
+        if changes.get("name", name) != name:
+            raise TaskConfigError(name, API_BODY, "a task cannot be renamed", "name")
+        async with self._changing:
+            self._refuse_folder_task(name)
+            current = self.stored.get(name)
+            if current is None:
+                raise TaskNotFoundError(name)
+            merged = {**current.definition, **changes, "name": name}
+            merged = {key: value for key, value in merged.items() if value is not None}
+            source: DefinedSource = "seed" if current.source == "seed" else "api"
+            await self._put(validate(merged, name), source)
+
+    async def delete(self, name: str) -> None:
+        """Remove a defined task; a folder of that name is loaded in its place."""
+        async with self._changing:
+            self._refuse_folder_task(name)
+            if name not in self.stored:
+                raise TaskNotFoundError(name)
+            await asyncio.to_thread(self._store.delete_task, name)
+            self._forget(name)
+        logger.info("task %s deleted", name)
+        await self._rescan({name})
+
+    async def delete_sources(self, sources: Collection[str]) -> int:
+        """Remove every defined task from these sources (for `--pre-delete-jobs`)."""
+        count = await asyncio.to_thread(self._store.delete_tasks, sources)
+        for name, item in list(self.stored.items()):
+            if item.source in sources:
+                self._forget(name)
+        return count
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _prepare(self, definition: TaskDefinition, source: DefinedSource) -> tuple[Any, Any]:
+        task = to_task(definition, source, self.work_dir)
+        try:
+            return task, tuple(build_triggers(task, self._settings.timezone))
+        except TaskConfigError as error:
+            raise TaskConfigError(task.name, API_BODY, error.problem, error.key) from None
+
+    async def _install(self, item: StoredTask, task: Task, triggers: tuple[Any, ...]) -> None:
+        self.stored[task.name] = item
+        self._register(*await asyncio.to_thread(self._installable, task, triggers))
+
+    def _installable(self, task: Task, triggers: tuple[Any, ...]) -> Installable:
+        # The slow parts, for a worker thread: the working folder (a reference runs in its
+        # target's) and the environment's plan (it may probe interpreters).
+        if task.reference is None:
+            task.folder.mkdir(parents=True, exist_ok=True)
+        return task, triggers, self._envs.plan(task)
+
+    def _register(self, task: Task, triggers: tuple[Any, ...], planned: Planned) -> None:
+        self._registry.define(task, triggers)
+        self._scheduler.schedule(task, triggers)
+        self._envs.track(task, planned)
+
+    def _forget(self, name: str) -> None:
+        self.stored.pop(name, None)
+        self._registry.undefine(name)
+        self._scheduler.remove(name)
+        self._envs.forget(name)
+        self._on_removed(name)
+
+    def _refuse_folder_task(self, name: str) -> None:
+        entry = self._registry.entries.get(name)
+        if name not in self.stored and entry is not None:
+            raise FolderTaskError(name, str(self._settings.tasks_dir / name))
+
+    def note_seed_problems(self, problems: list[str]) -> None:
+        """Keep the seed file's current problems where task errors are shown."""
+        self._registry.seed_problems = {
+            f"seed problem {number}": problem for number, problem in enumerate(problems, 1)
+        }
+
+    def source_of(self, name: str) -> TaskSource:
+        """Where the task of that name is defined."""
+        item = self.stored.get(name)
+        return "folder" if item is None else "seed" if item.source == "seed" else "api"
+
+    def definition(self, name: str) -> dict[str, Any] | None:
+        """The stored definition of a defined task (None for folder tasks)."""
+        item = self.stored.get(name)
+        return shown_definition(item.definition) if item else None
+
+
+def validate(data: Mapping[str, Any], name: str, file: str = API_BODY) -> TaskDefinition:
+    """A definition from plain data; a bad one raises TaskConfigError naming the key."""
+    try:
+        return TaskDefinition.model_validate(data)
+    except ValidationError as error:
+        raise config_error(name, file, error) from None
