@@ -108,3 +108,20 @@ class FolderTaskError(TasseError):
             f"task {name!r} is defined by its folder {folder!r}: edit the folder; "
             "the API changes only tasks defined through it"
         )
+
+
+class ScheduleError(TasseError, ValueError):
+    """A schedule cannot be turned into a trigger; `field` names the part at fault, if known."""
+
+    def __init__(self, problem: str, field: str | None = None):
+        self.problem = problem
+        self.field = field
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+
+class StoreUnusableError(TasseError):
+    """The job store's address cannot be opened (bad URL, missing driver, no server)."""
+
+    def __init__(self, address: str, problem: str):
+        self.address = address
+        super().__init__(f"store {address!r} cannot be used: {problem}")

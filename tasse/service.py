@@ -1,4 +1,5 @@
-"""`Tasse`: ties discovery, scheduler, dispatcher, store and logs together for the API and CLI."""
+"""The composition root: `Tasse` builds every part from `Settings`, wires them, and is the
+one seam the API and CLI call."""
 
 from __future__ import annotations
 
@@ -12,37 +13,28 @@ from datetime import UTC, datetime
 
 from tasse.envs.provisioner import Planned, Provisioner
 from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
-from tasse.models import EnvInfo, Run, RunRequest, Task, TaskInfo
+from tasse.models import EnvInfo, Run, RunRequest, TaskInfo
 from tasse.runs.dispatcher import Dispatcher
-from tasse.runs.logs import LogLayout, follow
+from tasse.runs.logs import follow
 from tasse.runs.policies import policy_of
 from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
-from tasse.schedule.scheduler import Scheduler, build_triggers, upcoming
+from tasse.schedule.scheduler import Scheduler
+from tasse.schedule.triggers import upcoming
 from tasse.settings import Settings
 from tasse.store.fire_times import FireTimes
+from tasse.store.log_files import LogLayout
 from tasse.store.retention import Retention
 from tasse.store.runs import RunStore
 from tasse.tasks import discovery
 from tasse.tasks.catalog import Catalog
-from tasse.tasks.definitions import resolve, shown_command
+from tasse.tasks.definitions import shown_command
 from tasse.tasks.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.tasks.reloader import Reloader
 from tasse.tasks.seeds import Seeder
+from tasse.tasks.task import Task
+from tasse.tasks.triggers import prepare
 
 logger = logging.getLogger(__name__)
-
-
-def prepare(task_or_error: Task | TaskConfigError, timezone: str) -> Prepared:
-    """Build a loaded task's triggers, so a bad value (`hour: 25`) is a task error too."""
-    if isinstance(task_or_error, TaskConfigError):
-        return task_or_error
-    task = task_or_error
-    try:
-        return task, tuple(build_triggers(task, timezone))
-    except TaskConfigError as error:
-        return error
-    except Exception as error:  # one odd task must not stop the others from loading
-        return TaskConfigError(task.name, task.folder, f"cannot be scheduled: {error!r}")
 
 
 class Tasse:
@@ -171,7 +163,7 @@ class Tasse:
             for name in report.added + report.changed:
                 entry = self.registry.entries[name]
                 assert entry.task is not None
-                self.scheduler.schedule(entry.task, entry.triggers)
+                self.scheduler.schedule(entry.name, entry.triggers, entry.task.spec.enabled)
                 self.envs.track(entry.task, plans[name])
             return report
 
@@ -263,7 +255,7 @@ class Tasse:
         if entry is None or entry.task is None:
             return
         try:
-            task = self._resolved(entry.task)
+            task = self.registry.resolve(entry.task)
         except TaskBrokenError as error:
             self.dispatcher.fire_refused(name, due, str(error))
             return
@@ -275,27 +267,13 @@ class Tasse:
         if entry is None or entry.task is None:
             return None
         try:
-            return self._resolved(entry.task)
+            return self.registry.resolve(entry.task)
         except TaskBrokenError:
             return None
 
     def run_now(self, name: str, request: RunRequest) -> Run:
         """Start a manual run of a task now."""
-        return self.dispatcher.run_now(self._resolved(self._runnable(name)), request)
-
-    def _resolved(self, task: Task) -> Task:
-        # A `task:` reference runs its target's current code, so it is resolved per run.
-        if task.reference is None:
-            return task
-        target = self.registry.entries.get(task.reference)
-        if target is None or target.task is None:
-            state = "does not exist" if target is None else "is broken"
-            raise TaskBrokenError(task.name, f"it runs task {task.reference!r}, which {state}")
-        if target.task.reference is not None:
-            raise TaskBrokenError(
-                task.name, f"it runs task {task.reference!r}, which only refers to another"
-            )
-        return resolve(task, target.task)
+        return self.dispatcher.run_now(self.registry.resolve(self._runnable(name)), request)
 
     def get_run(self, run_id: str) -> Run:
         """One run, live state first."""

@@ -15,8 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tasse.schedule.specs import check_timezone
-from tasse.store.migrations import check_schema_name, check_table_name
+from tasse.values import check_schema_name, check_table_name, check_timezone
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 

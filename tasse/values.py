@@ -1,13 +1,18 @@
-"""Values that end up in a process: argv items, environment variable names and values."""
+"""Values every part checks the same way: names, time zones, argv items and environment values."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator
 
 #: a task's name: its folder's name, a URL path segment, a log folder
 TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: `<table>_alembic_version` and index names stay within PostgreSQL's and MySQL's 63
+TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+SCHEMA_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def scalar_to_text(value: Any) -> Any:
@@ -46,3 +51,36 @@ def _variable_name(name: str) -> str:
 
 #: the name of an environment variable (or of a run parameter)
 VariableName = Annotated[str, AfterValidator(_variable_name)]
+
+
+def check_table_name(value: str) -> str:
+    """The table name prefix, if it can name tables on every backend."""
+    if not TABLE_NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"store table name {value!r} cannot be used: it must be letters, digits and _,"
+            " not start with a digit, and be at most 40 characters"
+        )
+    return value
+
+
+def check_schema_name(value: str | None) -> str | None:
+    """The schema name, if it can name a schema on every backend; None for none or empty."""
+    if not value:
+        return None  # `ST_STORE_SCHEMA_NAME=` in an env file means the default schema
+    if not SCHEMA_NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"store schema name {value!r} cannot be used: it must be letters, digits and _,"
+            " not start with a digit, and be at most 63 characters"
+        )
+    return value
+
+
+def check_timezone(value: str) -> str:
+    """Accept an IANA zone name such as `Europe/Berlin`; reject anything zoneinfo does not know."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name like 'Europe/Berlin')"
+        ) from None
+    return value

@@ -6,21 +6,16 @@ import argparse
 import sys
 from typing import Any
 
-from tasse.envs.environments import (
-    EnvBuildError,
-    EnvCache,
-    Environment,
-    EnvPlan,
-    pick_installer,
-    plan,
-)
+from tasse.envs.environments import EnvCache, Environment
+from tasse.envs.installer import EnvBuildError
 from tasse.envs.interpreters import NoInterpreterError
+from tasse.envs.plans import EnvPlan, pick_installer, plan
 from tasse.envs.provisioner import LEFTOVER_AGE
 from tasse.errors import TaskEnvError, TasseError
-from tasse.models import Task
-from tasse.runs.logs import LogLayout
 from tasse.settings import Settings
+from tasse.store.log_files import LogLayout
 from tasse.tasks import discovery
+from tasse.tasks.task import Task
 
 
 def add_env_commands(commands: Any, common: argparse.ArgumentParser) -> None:

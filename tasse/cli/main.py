@@ -13,19 +13,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from tasse.cli.env import add_env_commands, environment_for
 from tasse.errors import TaskNameError, TasseError
-from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
-from tasse.runs.ledger import new_run_id
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.runner import run_in_foreground
-from tasse.schedule.scheduler import RebootTrigger, crontab_trigger, upcoming
-from tasse.service import prepare
+from tasse.schedule.triggers import RebootTrigger, crontab_trigger, upcoming
 from tasse.settings import Settings
-from tasse.store.runs import RunStore
+from tasse.store.runs import check_store
 from tasse.tasks import discovery
 from tasse.tasks.registry import Prepared
+from tasse.tasks.task import Task
+from tasse.tasks.triggers import prepare
 
 _FLAGS = {  # command-line flag → Settings field
     "data_dir": "data_dir",
@@ -144,7 +143,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from tasse.http.app import create_app
 
-    _check_store(settings)
+    # A bad address is one clear line here, not a traceback from the server's start-up.
+    check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
@@ -164,15 +164,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: None)
     server.run()
     return 0 if server.started else 1
-
-
-def _check_store(settings: Settings) -> None:
-    # A bad address is one clear line here, not a traceback from the server's start-up.
-    try:
-        RunStore(settings.store_url, settings.store_schema_name, settings.store_table_name).close()
-    except (SQLAlchemyError, ValueError, OSError) as error:
-        detail = str(error).splitlines()[0]
-        raise TasseError(f"store {settings.store_url!r} cannot be used: {detail}") from None
 
 
 def _load(settings: Settings, name: str) -> tuple[Task, tuple[Any, ...]]:

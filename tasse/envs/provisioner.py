@@ -15,12 +15,13 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from tasse.envs.environments import EnvCache, Environment, EnvPlan, pick_installer, plan
+from tasse.envs.environments import EnvCache, Environment
 from tasse.envs.interpreters import NoInterpreterError
+from tasse.envs.plans import EnvNeeds, EnvPlan, pick_installer, plan
 from tasse.errors import TaskEnvError
-from tasse.models import EnvInfo, EnvStatus, Task
-from tasse.runs.logs import LogLayout
+from tasse.models import EnvInfo, EnvStatus
 from tasse.settings import Settings
+from tasse.store.log_files import LogLayout
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ Planned = EnvPlan | str | None
 
 @dataclass(frozen=True)
 class _Tracked:
-    task: Task
+    task: EnvNeeds
     planned: Planned
 
 
@@ -82,7 +83,7 @@ class Provisioner:
 
     # -- tasks -----------------------------------------------------------------------------
 
-    def plan(self, task: Task) -> Planned:
+    def plan(self, task: EnvNeeds) -> Planned:
         """The task's environment plan (interpreters are probed once: call off the loop)."""
         if task.dependencies is None:
             return None
@@ -91,7 +92,7 @@ class Provisioner:
         except NoInterpreterError as error:
             return str(error)
 
-    def track(self, task: Task, planned: Planned) -> None:
+    def track(self, task: EnvNeeds, planned: Planned) -> None:
         """Take in a new or changed task and build its environment if it lacks one."""
         self._tracked[task.name] = _Tracked(task, planned)
         if isinstance(planned, EnvPlan):
@@ -139,7 +140,7 @@ class Provisioner:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def environment(self, task: Task) -> Environment | Pending | None:
+    def environment(self, task: EnvNeeds) -> Environment | Pending | None:
         """The task's ready environment, Pending while it builds, None if it needs none.
 
         Raises TaskEnvError when it cannot be had.
@@ -160,7 +161,7 @@ class Provisioner:
         self._ensure(planned)
         return Pending(planned.hash)
 
-    async def wait(self, task: Task) -> Environment | None:
+    async def wait(self, task: EnvNeeds) -> Environment | None:
         """The task's environment, waiting for its build if needed."""
         for _ in range(3):  # a build, and once more if it was replaced meanwhile
             found = self.environment(task)
@@ -177,7 +178,7 @@ class Provisioner:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _planned(self, name: str, task: Task | None = None) -> Planned:
+    def _planned(self, name: str, task: EnvNeeds | None = None) -> Planned:
         tracked = self._tracked.get(name)
         if tracked is not None and (task is None or tracked.task == task):
             return tracked.planned

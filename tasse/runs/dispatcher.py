@@ -12,14 +12,16 @@ from zoneinfo import ZoneInfo
 
 from tasse.envs.provisioner import Pending, Provisioner
 from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError, TaskEnvError
-from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.execution import ActiveRun, Executor
-from tasse.runs.ledger import new_run_id, not_run_record, not_run_records
-from tasse.runs.logs import LogLayout, RunLogWriter
+from tasse.runs.ledger import not_run_record, not_run_records
+from tasse.runs.logs import RunLogWriter
 from tasse.runs.places import Places
 from tasse.runs.policies import Policy, decide_fires, policy_of, retry_delay
 from tasse.settings import Settings
+from tasse.store.log_files import LogLayout
 from tasse.store.runs import RunStore
+from tasse.tasks.task import Task
 
 logger = logging.getLogger(__name__)
 

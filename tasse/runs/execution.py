@@ -12,12 +12,13 @@ from typing import TypeVar
 from tasse.envs.environments import Environment
 from tasse.envs.provisioner import Pending, Provisioner
 from tasse.errors import TaskEnvError
-from tasse.models import Run, RunRequest, RunStatus, Task
+from tasse.models import Run, RunRequest, RunStatus
 from tasse.runs.logs import RunLogWriter
 from tasse.runs.policies import Policy
 from tasse.runs.runner import Outcome, RunProcess, command_line
 from tasse.runs.slots import RunSlots
 from tasse.store.runs import RunStore
+from tasse.tasks.task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from tasse.models import Run, RunStatus, RunTrigger
+from tasse.models import Run, RunStatus, RunTrigger, new_run_id
 
 #: fire times recorded one by one; more than these (days of a per-second schedule while the
 #: server was down) are summed up in one more record
 ONE_BY_ONE = 100
-
-
-def new_run_id(now: datetime) -> str:
-    """A readable id that sorts by creation time: 20261122-101500-123456-9f3a1c."""
-    return f"{now:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(3)}"
-
-
-def run_id_prefix(moment: datetime) -> str:
-    """How the ids of runs made at this moment start (`new_run_id`, in UTC)."""
-    return moment.astimezone(UTC).strftime("%Y%m%d-%H%M%S-%f")
 
 
 def not_run_record(task: str, scheduled: datetime, status: RunStatus, reason: str) -> Run:

@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tasse.models import Catchup, Overlap, RunStatus, TaskSpec
+from tasse.models import RunStatus
 from tasse.settings import Settings
+from tasse.tasks.task import Catchup, Overlap, TaskSpec
 
 #: `catchup: all` runs at most this many of the fires missed while down (the latest ones)
 CATCHUP_AT_MOST = 100

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from tasse.envs.environments import Environment
 from tasse.errors import TaskConfigError
-from tasse.models import Run, RunRequest, RunStatus, Task
+from tasse.models import Run, RunRequest, RunStatus
 from tasse.runs.logs import CHUNK, RunLogWriter
+from tasse.tasks.task import Task
 
 logger = logging.getLogger(__name__)
 

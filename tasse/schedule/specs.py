@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -18,20 +17,9 @@ from pydantic import (
 )
 
 from tasse.schedule.crontab import parse_crontab
-from tasse.values import scalar_to_text
+from tasse.values import check_timezone, scalar_to_text
 
 CronField = Annotated[str, BeforeValidator(scalar_to_text)]
-
-
-def check_timezone(value: str) -> str:
-    """Accept an IANA zone name such as `Europe/Berlin`; reject anything zoneinfo does not know."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r} (use an IANA name like 'Europe/Berlin')"
-        ) from None
-    return value
 
 
 TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
@@ -117,7 +105,7 @@ TriggerSpec = Annotated[IntervalSpec | CronSpec | DateSpec, Field(discriminator=
 
 
 def check_crontab(line: str) -> str:
-    """Accept a crontab line that Tasse can fire (see tasse.crontab)."""
+    """Accept a crontab line that Tasse can fire (see tasse.schedule.crontab)."""
     parse_crontab(line)
     return line
 

@@ -1,0 +1,7 @@
+"""The job store: where every record lives — run history, defined tasks, fire times, log files.
+
+Owns the SQLAlchemy engines (`database`), the tables and their queries (`runs`), each
+schedule's stored next fire time (`fire_times`), the log folder's layout (`log_files`),
+retention, and the Alembic migrations. The lowest part: it imports only the shared
+vocabulary (`tasse.models`, `settings`, `errors`, `values`). Called by every part above.
+"""

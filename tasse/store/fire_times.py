@@ -7,7 +7,6 @@ twice) and for every schedule when the server stops cleanly.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -20,16 +19,6 @@ from tasse.store.runs import RunStore
 FireTime = tuple[str, datetime | None]
 #: rows per DELETE … IN (…), well under every database's limit on parameters
 _CHUNK = 500
-
-
-def fingerprint(trigger: object) -> str:
-    """What identifies a schedule: its kind, its fields and its time zone."""
-    # An interval without a start date of its own gets "now" from APScheduler each time
-    # it is built; the scheduler notes the date the task set (or None) as `set_start_date`.
-    start = getattr(trigger, "set_start_date", getattr(trigger, "start_date", ""))
-    details = [getattr(trigger, "timezone", ""), start, getattr(trigger, "end_date", "")]
-    text = f"{type(trigger).__name__}|{trigger}|{details}|{getattr(trigger, 'jitter', '')}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class FireTimes:

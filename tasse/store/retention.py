@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasse.runs.ledger import run_id_prefix
-from tasse.runs.logs import LogLayout
+from tasse.models import run_id_prefix
 from tasse.settings import Settings
+from tasse.store.log_files import LogLayout
 from tasse.store.runs import PRUNE_BATCH, RunStore
 from tasse.values import TASK_NAME_PATTERN
 

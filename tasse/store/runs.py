@@ -11,21 +11,13 @@ import gc
 import json
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Column,
     ColumnElement,
     Connection,
-    Integer,
-    MetaData,
-    Row,
-    String,
-    Table,
     Text,
     bindparam,
     cast,
@@ -33,65 +25,26 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from tasse.models import Run, RunStatus
-from tasse.runs.ledger import run_id_prefix
-from tasse.store.database import UTCDateTime, make_engine
+from tasse.errors import StoreUnusableError
+from tasse.models import Run, RunStatus, run_id_prefix
+from tasse.store.database import make_engine
 from tasse.store.migrations import StoreNames, migrate
+from tasse.store.tables import (
+    MAX_NAME_LENGTH,
+    MAX_SOURCE_LENGTH,
+    RUN_COLUMNS,
+    StoredTask,
+    row_of,
+    run_of,
+    stored_task,
+    tables,
+)
 
-#: longest task name and source the tasks table holds
-MAX_NAME_LENGTH, MAX_SOURCE_LENGTH = 64, 16
 #: runs deleted per transaction when history is pruned, so writers never wait long
 PRUNE_BATCH = 1000
 _UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
-
-
-@dataclass(frozen=True)
-class StoredTask:
-    """A task defined through the API or a seed file, as the store holds it."""
-
-    name: str
-    #: "api" or "seed"
-    source: str
-    #: the task's JSON definition
-    definition: dict[str, Any]
-    #: when it was first saved (aware, UTC); kept when it is saved again
-    created_at: datetime
-    #: when it was last saved (aware, UTC)
-    updated_at: datetime
-
-
-def _tables(names: StoreNames) -> tuple[Table, Table]:
-    # Only what reading and writing need: the DDL lives in the migrations.
-    metadata = MetaData(schema=names.schema)
-    runs = Table(
-        names.runs,
-        metadata,
-        Column("id", String(64), primary_key=True),
-        Column("task", String(64), nullable=False),
-        Column("trigger", String(16), nullable=False),
-        Column("status", String(16), nullable=False),
-        Column("exit_code", Integer),
-        Column("scheduled_at", UTCDateTime),
-        Column("started_at", UTCDateTime),
-        Column("finished_at", UTCDateTime),
-        Column("error", Text),
-        Column("attempt", Integer, nullable=False),
-    )
-    tasks = Table(
-        names.tasks,
-        metadata,
-        Column("name", String(MAX_NAME_LENGTH), primary_key=True),
-        Column("source", String(MAX_SOURCE_LENGTH), nullable=False),
-        Column("definition", JSON, nullable=False),
-        Column("created_at", UTCDateTime, nullable=False),
-        Column("updated_at", UTCDateTime, nullable=False),
-    )
-    return runs, tasks
-
-
-_RUN_COLUMNS = tuple(_tables(StoreNames())[0].c.keys())
 
 
 class RunStore:
@@ -105,13 +58,13 @@ class RunStore:
                 f"store schema name {self.names.schema!r} cannot be used with SQLite, which has no"
                 " schemas: leave it unset (a store table name keeps stores apart)"
             )
-        self._runs, self._tasks = _tables(self.names)
+        self._runs, self._tasks = tables(self.names)
         # Built once: compiling a statement per call costs more than SQLite takes to run it.
         self._insert_run = self._runs.insert()
         self._update_run = (
             self._runs.update()
             .where(self._runs.c.id == bindparam("run_id"))
-            .values({name: bindparam(name) for name in _RUN_COLUMNS if name != "id"})
+            .values({name: bindparam(name) for name in RUN_COLUMNS if name != "id"})
         )
         self._get_run = select(self._runs).where(self._runs.c.id == bindparam("run_id"))
         self._get_task = select(self._tasks).where(self._tasks.c.name == bindparam("task"))
@@ -141,11 +94,11 @@ class RunStore:
         """Record new runs, in one transaction (a restart may record a hundred missed fires)."""
         if runs:
             with self.engine.begin() as connection:
-                connection.execute(self._insert_run, [_row(run) for run in runs])
+                connection.execute(self._insert_run, [row_of(run) for run in runs])
 
     def update(self, run: Run) -> None:
         """Record a run's new status and times."""
-        values = _row(run)
+        values = row_of(run)
         values["run_id"] = values.pop("id")
         with self.engine.begin() as connection:
             connection.execute(self._update_run, values)
@@ -154,7 +107,7 @@ class RunStore:
         """One run by id."""
         with self.engine.connect() as connection:
             row = connection.execute(self._get_run, {"run_id": run_id}).first()
-        return _run(row._mapping) if row else None
+        return run_of(row._mapping) if row else None
 
     def for_task(
         self, task: str, limit: int = 100, status: str | None = None, before: str | None = None
@@ -168,7 +121,7 @@ class RunStore:
             query = query.where(runs.c.id < before)
         query = query.order_by(runs.c.id.desc()).limit(limit)
         with self.engine.connect() as connection:
-            return [_run(row._mapping) for row in connection.execute(query)]
+            return [run_of(row._mapping) for row in connection.execute(query)]
 
     def latest_by_task(self) -> dict[str, Run]:
         """Each task's newest run, in one query."""
@@ -178,7 +131,7 @@ class RunStore:
         )
         query = select(runs).join(latest, runs.c.id == latest.c.id)
         with self.engine.connect() as connection:
-            return {row.task: _run(row._mapping) for row in connection.execute(query)}
+            return {row.task: run_of(row._mapping) for row in connection.execute(query)}
 
     def interrupt_unfinished(self, now: datetime) -> list[str]:
         """Mark runs left queued or running by a previous server process as interrupted."""
@@ -277,7 +230,7 @@ class RunStore:
         """One stored task by name."""
         with self.engine.connect() as connection:
             row = connection.execute(self._get_task, {"task": name}).first()
-        return _task(row) if row else None
+        return stored_task(row) if row else None
 
     def save_task(self, name: str, source: str, definition: dict[str, Any]) -> StoredTask:
         """Insert a task or replace its source and definition, keeping its created_at."""
@@ -297,7 +250,7 @@ class RunStore:
             if not changed.rowcount:
                 connection.execute(tasks.insert(), {**values, "name": name, "created_at": now})
             row = connection.execute(self._get_task, {"task": name}).one()
-        return _task(row)
+        return stored_task(row)
 
     def delete_task(self, name: str) -> bool:
         """Remove a stored task; True if it was there."""
@@ -315,6 +268,14 @@ class RunStore:
         return result.rowcount
 
 
+def check_store(address: str, schema: str | None = None, table_name: str = "tasse") -> None:
+    """Open and migrate the store once; StoreUnusableError with one line if that fails."""
+    try:
+        RunStore(address, schema, table_name).close()
+    except (SQLAlchemyError, ValueError, OSError) as error:
+        raise StoreUnusableError(address, str(error).splitlines()[0]) from None
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     was_enabled = gc.isenabled()
@@ -329,18 +290,3 @@ def _collector_paused() -> Iterator[None]:
 def _check_length(what: str, value: str, limit: int) -> None:
     if not 0 < len(value) <= limit:
         raise ValueError(f"{what} {value!r} must be 1 to {limit} characters long")
-
-
-def _row(run: Run) -> dict[str, Any]:
-    values = run.model_dump()
-    values["trigger"] = run.trigger.value
-    values["status"] = run.status.value
-    return values
-
-
-def _run(mapping: Any) -> Run:
-    return Run.model_validate({key: mapping[key] for key in _RUN_COLUMNS})
-
-
-def _task(row: Row[Any]) -> StoredTask:
-    return StoredTask(row.name, row.source, row.definition, row.created_at, row.updated_at)

@@ -21,10 +21,11 @@ from tasse.errors import (
     TaskExistsError,
     TaskNotFoundError,
 )
-from tasse.models import Task, TaskSource
-from tasse.schedule.scheduler import Scheduler, build_triggers
+from tasse.models import TaskSource
+from tasse.schedule.scheduler import Scheduler
 from tasse.settings import Settings
-from tasse.store.runs import RunStore, StoredTask
+from tasse.store.runs import RunStore
+from tasse.store.tables import StoredTask
 from tasse.tasks.definitions import (
     DefinedSource,
     TaskDefinition,
@@ -33,7 +34,9 @@ from tasse.tasks.definitions import (
     unmasked,
 )
 from tasse.tasks.registry import Registry
+from tasse.tasks.task import Task
 from tasse.tasks.task_file import config_error
+from tasse.tasks.triggers import build_triggers
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +191,7 @@ class Catalog:
 
     def _register(self, task: Task, triggers: tuple[Any, ...], planned: Planned) -> None:
         self._registry.define(task, triggers)
-        self._scheduler.schedule(task, triggers)
+        self._scheduler.schedule(task.name, triggers, task.spec.enabled)
         self._envs.track(task, planned)
 
     def _forget(self, name: str) -> None:

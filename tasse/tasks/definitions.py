@@ -19,7 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import ConfigDict, Field, JsonValue, model_validator
 
 from tasse.envs.dependencies import Dependencies
-from tasse.models import PYTHON, Task, TaskSpec
+from tasse.tasks.task import PYTHON, Task, TaskSpec
 from tasse.values import TASK_NAME_PATTERN, Text, VariableName, scalar_to_text
 
 #: where a defined task comes from

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tasse.envs.dependencies import DEPENDENCY_FILES, read_dependencies, regular_files
 from tasse.errors import TaskConfigError, TaskNameError, TaskNotFoundError
-from tasse.models import PYTHON, Task, TaskSpec
+from tasse.tasks.task import PYTHON, Task, TaskSpec
 from tasse.tasks.task_file import parse_spec, read_task_file
 from tasse.values import TASK_NAME_PATTERN
 

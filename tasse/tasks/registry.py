@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tasse.errors import TaskConfigError, TaskNameError
-from tasse.models import Task
+from tasse.errors import TaskBrokenError, TaskConfigError, TaskNameError
+from tasse.tasks.definitions import resolve
 from tasse.tasks.discovery import Fingerprint, Scan
+from tasse.tasks.task import Task
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,20 @@ class Registry:
     rejected: dict[str, str] = field(default_factory=dict)
     #: what the seed file's last reading found wrong, by item
     seed_problems: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, task: Task) -> Task:
+        """The task as it runs now: a `task:` reference runs its target's current code."""
+        if task.reference is None:
+            return task
+        target = self.entries.get(task.reference)
+        if target is None or target.task is None:
+            state = "does not exist" if target is None else "is broken"
+            raise TaskBrokenError(task.name, f"it runs task {task.reference!r}, which {state}")
+        if target.task.reference is not None:
+            raise TaskBrokenError(
+                task.name, f"it runs task {task.reference!r}, which only refers to another"
+            )
+        return resolve(task, target.task)
 
     def apply(
         self, scan: Scan, prepared: dict[str, Prepared], only: set[str] | None = None

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from tasse.errors import TaskConfigError
-from tasse.models import TaskSpec
+from tasse.tasks.task import TaskSpec
 from tasse.values import shorten
 
 #: a task.yaml is a few lines; anything larger is a mistake, not a schedule

@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from tasse.envs.dependencies import Dependencies, read_dependencies
-from tasse.envs.environments import plan
+from tasse.envs.plans import plan
 from tasse.errors import TaskConfigError
 from tasse.tasks import discovery
 from tests.conftest import MakeTask

@@ -21,17 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tasse.envs.environments import (
-    EnvBuildError,
-    EnvCache,
-    Environment,
-    EnvPlan,
-    Installer,
-    installer_environment,
-    pick_installer,
-    plan,
-)
+from tasse.envs.environments import EnvCache, Environment
+from tasse.envs.installer import EnvBuildError, installer_environment
 from tasse.envs.interpreters import NoInterpreterError, on_path, own
+from tasse.envs.plans import EnvPlan, Installer, pick_installer, plan
 from tasse.tasks import discovery
 from tests.conftest import MakeTask
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from tasse.errors import TaskBusyError
-from tasse.models import Run, RunRequest, RunStatus, RunTrigger, Task
-from tasse.runs.ledger import new_run_id
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.service import Tasse
 from tasse.settings import Settings
 from tasse.store.runs import RunStore
+from tasse.tasks.task import Task
 from tests.conftest import MakeTask
 from tests.runs.test_runner import (
     KILL_GRACE,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tasse.runs.logs import LogLayout, RunLogWriter, follow
+from tasse.runs.logs import RunLogWriter, follow
+from tasse.store.log_files import LogLayout
 
 RUN_ID = "20261122-101500-123456-9f3a1c"
 

@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 
 from tasse.errors import TaskBusyError, TaskConfigError
-from tasse.models import Run, RunRequest, RunStatus, RunTrigger, TaskSpec
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger
 from tasse.runs.ledger import ONE_BY_ONE, not_run_records
 from tasse.runs.places import Places
 from tasse.runs.policies import CATCHUP_AT_MOST, Policy, decide_fires, policy_of, retry_delay
-from tasse.schedule.scheduler import build_triggers, upcoming
+from tasse.schedule.triggers import fingerprint, upcoming
 from tasse.service import Tasse
 from tasse.settings import Settings
-from tasse.store.fire_times import fingerprint
 from tasse.tasks import discovery
+from tasse.tasks.task import TaskSpec
+from tasse.tasks.triggers import build_triggers
 from tests.conftest import MakeTask
 from tests.runs.test_dispatcher import wait_runs
 from tests.runs.test_runner import add_task, wait_final

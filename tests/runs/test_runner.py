@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
-from tasse.models import Run, RunRequest, RunStatus, Task
-from tasse.runs.logs import LogLayout, RunLogWriter
+from tasse.models import Run, RunRequest, RunStatus
+from tasse.runs.logs import RunLogWriter
 from tasse.runs.runner import Outcome, RunProcess
 from tasse.service import Tasse
+from tasse.store.log_files import LogLayout
+from tasse.tasks.task import Task
 from tests.conftest import MakeTask
 
 pytestmark = pytest.mark.anyio

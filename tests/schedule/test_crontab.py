@@ -13,10 +13,11 @@ import pytest
 from cronsim import CronSim
 
 from tasse.errors import TaskConfigError
-from tasse.models import Task
 from tasse.schedule.crontab import parse_crontab
-from tasse.schedule.scheduler import build_triggers, crontab_trigger, upcoming
+from tasse.schedule.triggers import crontab_trigger, upcoming
 from tasse.tasks.discovery import load_or_error
+from tasse.tasks.task import Task
+from tasse.tasks.triggers import build_triggers
 from tests.conftest import MakeTask
 
 # Lord Howe Island moves its clocks by 30 minutes; cronsim assumes a whole hour there,

@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tasse.errors import TaskConfigError
-from tasse.schedule.scheduler import build_triggers, upcoming
+from tasse.schedule.triggers import upcoming
 from tasse.service import Tasse
 from tasse.tasks import discovery
+from tasse.tasks.triggers import build_triggers
 from tests.conftest import MakeTask
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -175,8 +175,7 @@ def test_the_fingerprint_changes_with_zone_and_dates() -> None:
 
     from apscheduler.triggers.interval import IntervalTrigger
 
-    from tasse.schedule.scheduler import crontab_trigger
-    from tasse.store.fire_times import fingerprint
+    from tasse.schedule.triggers import crontab_trigger, fingerprint
 
     assert fingerprint(crontab_trigger("0 9 * * *", "UTC")) != fingerprint(
         crontab_trigger("0 9 * * *", "Asia/Tokyo")

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from tasse.cli import main as cli
-from tasse.models import Run, RunStatus, RunTrigger
-from tasse.runs.ledger import new_run_id
-from tasse.runs.logs import LogLayout
+from tasse.models import Run, RunStatus, RunTrigger, new_run_id
 from tasse.settings import Settings
+from tasse.store.log_files import LogLayout
 from tasse.store.retention import PruneReport, Retention
 from tasse.store.runs import RunStore
 from tests.conftest import StartServer

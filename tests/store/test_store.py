@@ -40,7 +40,8 @@ from tasse.settings import Settings
 from tasse.store import migrations as store_migrations
 from tasse.store.database import make_engine
 from tasse.store.migrations import HEAD, StoreNames, current_revision
-from tasse.store.runs import RunStore, StoredTask
+from tasse.store.runs import RunStore
+from tasse.store.tables import StoredTask
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"

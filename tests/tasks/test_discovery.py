@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tasse.errors import TaskConfigError
-from tasse.models import Task
 from tasse.schedule.specs import IntervalSpec
 from tasse.service import prepare
 from tasse.tasks import discovery, task_file
+from tasse.tasks.task import Task
 from tests.conftest import MakeTask, settle
 
 INTERVAL_10S = """

@@ -15,12 +15,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tasse.errors import TaskConfigError
-from tasse.models import Task, TaskSpec
-from tasse.schedule.scheduler import build_triggers, upcoming
 from tasse.schedule.specs import CronSpec, DateSpec, IntervalSpec
+from tasse.schedule.triggers import upcoming
 from tasse.tasks import discovery
 from tasse.tasks.catalog import validate
 from tasse.tasks.definitions import TaskDefinition, to_task
+from tasse.tasks.task import Task, TaskSpec
+from tasse.tasks.triggers import build_triggers
 
 #: bounded, so the file runs in seconds; no example database left in the working tree
 bounded = settings(

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tasse.schedule.specs import IntervalSpec
-from tasse.service import prepare
 from tasse.tasks import discovery
 from tasse.tasks.registry import Registry, RescanReport
+from tasse.tasks.triggers import prepare
 from tests.conftest import MakeTask, settle
 
 EVERY_10S = "scheduler: {trigger: interval, seconds: 10}\n"

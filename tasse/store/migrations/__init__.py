@@ -7,7 +7,6 @@ configuration is built here. A revision reads where its tables go from
 
 from __future__ import annotations
 
-import re
 import threading
 import zlib
 from collections.abc import Iterator
@@ -19,38 +18,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, column, inspect, select, table, text
 from sqlalchemy.schema import CreateSchema
 
+from tasse.values import check_schema_name, check_table_name
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest revision in versions/ (a test checks they agree)
 HEAD = "0004"
-#: `<table>_alembic_version` and index names stay within PostgreSQL's and MySQL's 63
-TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
-SCHEMA_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 #: Alembic's `context` and `op` are module globals: one migration at a time per process
 _ALEMBIC = threading.Lock()
-
-
-def check_table_name(value: str) -> str:
-    """The table name prefix, if it can name tables on every backend."""
-    if not TABLE_NAME_PATTERN.fullmatch(value):
-        raise ValueError(
-            f"store table name {value!r} cannot be used: it must be letters, digits and _,"
-            " not start with a digit, and be at most 40 characters"
-        )
-    return value
-
-
-def check_schema_name(value: str | None) -> str | None:
-    """The schema name, if it can name a schema on every backend; None for none or empty."""
-    if not value:
-        return None  # `ST_STORE_SCHEMA_NAME=` in an env file means the default schema
-    if not SCHEMA_NAME_PATTERN.fullmatch(value):
-        raise ValueError(
-            f"store schema name {value!r} cannot be used: it must be letters, digits and _,"
-            " not start with a digit, and be at most 63 characters"
-        )
-    return value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,143 @@
+"""Runs the installer (uv, or virtualenv + pip) for a build: its commands, its processes.
+
+Each installer runs in a session of its own with a time limit, so that stopping Tasse or
+a build that hangs kills it and every helper it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+from tasse.envs.dependencies import REQUIREMENTS
+from tasse.envs.plans import EnvPlan, uv_binary
+
+#: `InstallerProcesses.execute`'s code for an installer stopped by the build timeout
+TIMED_OUT = -1000
+#: how much of the installer's output an error message quotes
+ERROR_TAIL_LINES = 12
+#: index settings each installer reads from the environment, in both spellings
+_INDEX_VARIABLES = {
+    "PIP_INDEX_URL": "UV_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL": "UV_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS": "UV_FIND_LINKS",
+    "PIP_NO_INDEX": "UV_NO_INDEX",
+    "PIP_TRUSTED_HOST": "UV_INSECURE_HOST",
+}
+
+
+class EnvBuildError(RuntimeError):
+    """The installer failed; the message ends with its last lines of output."""
+
+
+class InstallerProcesses:
+    """Starts installer commands and kills them all when the server stops."""
+
+    def __init__(self, timeout: float):
+        self._timeout = timeout
+        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._guard = threading.Lock()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Kill every installer still running (server shutdown); later ones do not start."""
+        with self._guard:
+            self._stopping = True
+            for process in self._processes:
+                with contextlib.suppress(OSError):
+                    os.killpg(process.pid, signal.SIGKILL)
+
+    def execute(self, argv: list[str], cwd: Path, log: BinaryIO) -> int:
+        """Run one command with its output in `log`; its exit code, or TIMED_OUT."""
+        with self._guard:
+            if self._stopping:
+                return -signal.SIGKILL
+            # A session of its own: stopping Tasse kills the installer and its helpers.
+            process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=installer_environment(os.environ),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self._processes.add(process)
+        # wait() without a timeout: with one, CPython polls in sleeps of up to 50 ms,
+        # which a build of two quick commands notices. A timer enforces the limit instead.
+        timed_out = threading.Event()
+
+        def stop_installer() -> None:
+            timed_out.set()
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+        timer = threading.Timer(self._timeout, stop_installer)
+        timer.start()
+        try:
+            code = process.wait()
+        finally:
+            timer.cancel()
+            with self._guard:
+                self._processes.discard(process)
+        return TIMED_OUT if timed_out.is_set() else code
+
+
+def commands(plan: EnvPlan, target: Path, find_links: str | None) -> Iterator[list[str]]:
+    """The commands that build `plan` into `target`: make the virtualenv, then install."""
+    python = str(plan.interpreter.path)
+    uv = uv_binary()
+    if plan.installer == "uv" and uv is not None:
+        yield [uv, "venv", "--quiet", "--no-python-downloads", "--python", python, str(target)]
+        install = [uv, "pip", "install", "--python", str(target / "bin" / "python")]
+    else:
+        yield [sys.executable, "-m", "virtualenv", "--quiet", "--python", python, str(target)]
+        install = [str(target / "bin" / "python"), "-m", "pip", "install"]
+        install += ["--disable-pip-version-check", "--no-input"]
+    deps = plan.dependencies
+    if not deps.requirements:
+        return
+    # The code below runs once the virtualenv exists (a generator resumes after each
+    # command), so the requirements file can be written into it.
+    if deps.local and deps.source == REQUIREMENTS:
+        # The task's own file: `-r other.txt` in it is relative to where it lies.
+        requirements = plan.folder.resolve() / REQUIREMENTS
+    else:
+        requirements = target / "tasse-requirements.txt"
+        requirements.write_text("\n".join(deps.requirements) + "\n", encoding="utf-8")
+    links = ["--find-links", find_links] if find_links else []
+    yield [*install, *links, "-r", str(requirements)]
+
+
+def installer_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The server's environment with index settings in both pip's and uv's spelling."""
+    result = {k: v for k, v in environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    for pip_name, uv_name in _INDEX_VARIABLES.items():
+        if pip_name in result and uv_name not in result:
+            result[uv_name] = result[pip_name]
+        elif uv_name in result and pip_name not in result:
+            result[pip_name] = result[uv_name]
+    # Never download an interpreter: a task asks for one the machine has.
+    result["UV_PYTHON_DOWNLOADS"] = "never"
+    return result
+
+
+def failure(argv: list[str], code: int, timeout: float, log_path: Path) -> str:
+    """The build's error message: what the installer did, and its last lines."""
+    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    output = [line for line in lines if not line.startswith(("# ", "$ "))]
+    tail = "\n".join(output[-ERROR_TAIL_LINES:])
+    if code == TIMED_OUT:
+        what = f"took longer than {timeout:g} s and was stopped"
+    elif code < 0:
+        what = f"was killed by signal {-code}"
+    else:
+        what = f"exited with code {code}"
+    return f"{Path(argv[0]).name} {' '.join(argv[1:3])} {what}:\n{tail}".rstrip()
