@@ -13,8 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import pytest
+
+from tasse.envs.plans import uv_binary
 from tests.http.test_api import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,3 +136,69 @@ def test_dockerfile_command_and_healthcheck(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_wheel_ships_every_part_and_the_migrations(tmp_path: Path) -> None:
+    """Built as a wheel and installed in a fresh virtualenv, Tasse migrates a new store."""
+    source = tmp_path / "source"  # a copy: a build writes into the folder it builds
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "tasse"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy(ROOT / name, source / name)
+    uv = uv_binary() or "uv"
+    subprocess.run(
+        [uv, "build", "--quiet", "--wheel", "--out-dir", str(tmp_path / "dist"), str(source)],
+        check=True,
+        timeout=180,
+    )
+    (wheel,) = (tmp_path / "dist").glob("tasse-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    for module in sorted(ROOT.glob("tasse/**/*.py")):
+        if "__pycache__" not in module.parts:
+            assert str(module.relative_to(ROOT)) in shipped
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # uv (installed with Tasse) resolves the wheel's dependencies from its cache or index.
+    target = ["--python", str(venv / "bin" / "python")]
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", *target, str(wheel)],
+        check=True,
+        timeout=240,
+    )
+    store = tmp_path / "fresh.db"
+    check = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", _MIGRATE.format(address=f"sqlite:///{store}")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the checkout: what runs is the installed package
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split() == [str(venv), "0004"]
+    validate = subprocess.run(
+        [str(venv / "bin" / "tasse"), "validate", "--data-dir", str(ROOT / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "4 task(s) valid, 0 broken" in validate.stderr
+
+
+_MIGRATE = """
+import sys, tasse
+from tasse.store.runs import RunStore
+from tasse.store.migrations import current_revision
+store = RunStore({address!r})
+print(sys.prefix)
+with store.engine.connect() as connection:
+    print(current_revision(connection, store.names))
+"""
