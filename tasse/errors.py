@@ -125,3 +125,12 @@ class StoreUnusableError(TasseError):
     def __init__(self, address: str, problem: str):
         self.address = address
         super().__init__(f"store {address!r} cannot be used: {problem}")
+
+
+class StoreUnavailableError(TasseError):
+    """The job store did not answer in time or failed; `store` is its address, no password."""
+
+    def __init__(self, store: str, problem: str):
+        self.store = store
+        self.problem = problem
+        super().__init__(f"the job store {store} is not available: {problem}")
