@@ -35,7 +35,6 @@ import itertools
 import multiprocessing as mp
 import os
 import random
-import shutil
 import sqlite3
 import statistics
 import sys
@@ -48,17 +47,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import (
+from harness import (
+    FINAL,
     SUMMARY_HEADERS,
     Server,
     cpu_seconds,
+    discard,
+    env_python,
     machine_note,
+    new_parser,
     print_table,
+    print_targets,
     proc_stats,
+    read_task_py,
+    serve,
     summary,
     summary_row,
     temp_data_dir,
     verdict,
+    wait_env,
     write_task,
 )
 
@@ -68,7 +75,6 @@ Post = tuple[float, float, int, dict[str, Any]]
 #: one probe: when it was sent (perf_counter), which, its latency, HTTP status
 Probe = tuple[float, str, float, int]
 TASK = "burst"
-FINAL = ("succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped", "missed")
 #: GET /tasks/{name}/runs answers at most this many (and has no paging)
 API_LIMIT = 1000
 PROBES = ("GET /health", "GET /runs/{id}", "GET /tasks")
@@ -221,10 +227,9 @@ def tasse_burst(args: argparse.Namespace) -> dict[str, Any]:
     """One server, one burst: the checks and the figures."""
     data_dir = temp_data_dir("burst")
     write_task(data_dir / "tasks", TASK, "overlap: parallel\n", script(args.sleep))
-    with Server(data_dir, "--max-concurrent-runs", str(args.concurrency)) as server:
-        server.start()
-        server.wait_ready(1)
-        env_python = wait_env(server.url)
+    with serve(data_dir, 1, "--max-concurrent-runs", str(args.concurrency)) as server:
+        with server.client(timeout=10) as client:
+            python = env_python(wait_env(client, TASK))
         time.sleep(1.0)  # let start-up work settle
         raw = observe_burst(server, args)
         raw["api"] = api_check(server.url)
@@ -234,7 +239,7 @@ def tasse_burst(args: argparse.Namespace) -> dict[str, Any]:
     result.update(
         api=raw["api"],
         ended_lines=count_ended(data_dir / "logs" / TASK / "log.txt"),
-        env_python=env_python,
+        env_python=python,
         data_dir=data_dir,
     )
     # The API and log.txt must tell the same: every run listed, every end written.
@@ -315,18 +320,6 @@ def figures(raw: dict[str, Any], rows: list[dict[str, Any]], args: Any) -> dict[
         "fds_at_peak": sampler.fds_at_max_children,
         "max_children": sampler.max_children,
     }
-
-
-def wait_env(url: str, timeout: float = 120) -> str:
-    """Wait until the task's environment is ready; its interpreter's path."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=url, timeout=10) as client:
-        while time.monotonic() < deadline:
-            env = client.get(f"/tasks/{TASK}").json()["env"]
-            if env["status"] == "ready":
-                return str(Path(env["path"]) / "bin" / "python")
-            time.sleep(0.05)
-    raise TimeoutError("the task's environment was not built")
 
 
 def api_check(url: str) -> dict[str, int]:
@@ -418,19 +411,7 @@ async def _bare(python: str, folder: Path, runs: int, slots: int) -> tuple[float
             alive += 1
             peak = max(peak, alive)
             spawned = time.perf_counter()
-            process = await asyncio.create_subprocess_exec(
-                python,
-                "task.py",
-                cwd=folder,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                stdin=asyncio.subprocess.DEVNULL,
-            )
-            assert process.stdout is not None
-            while await process.stdout.read(65536):
-                pass
-            if await process.wait() != 0:
-                raise RuntimeError(f"{python} task.py failed")
+            await read_task_py(python, folder)
             durations.append(time.perf_counter() - spawned)
             alive -= 1
 
@@ -453,7 +434,7 @@ def bare(python: str, runs: int, slots: int, sleep: float) -> tuple[float, list[
         return await _bare(python, folder, runs, slots)
 
     seconds, peak, durations = asyncio.run(main())
-    shutil.rmtree(folder.parent, ignore_errors=True)
+    discard(folder)
     assert peak <= slots
     return seconds, durations
 
@@ -588,7 +569,7 @@ def ms_list(values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8, help="--max-concurrent-runs")
     parser.add_argument("--clients", type=int, default=8, help="threads sending the POSTs")
@@ -614,13 +595,12 @@ def main() -> None:
             base_runs.setdefault(label, []).extend(durations)
             print(f"  {label}: {bases[label][-1]:.2f} s", flush=True)
         # Kept until now: the second baseline runs the task environment's interpreter.
-        shutil.rmtree(results[-1]["data_dir"].parent, ignore_errors=True)
+        discard(results[-1]["data_dir"])
     print_repetitions(results)
     print(f"\nlatency (ms), all {len(results)} repetitions pooled:")
     print_table(SUMMARY_HEADERS, latency_rows(results, base_runs))
     print_drain(results, bases, args)
-    print()
-    print_table(["target", "measured", "verdict"], verdict_rows(results, args))
+    print_targets(verdict_rows(results, args))
 
 
 if __name__ == "__main__":

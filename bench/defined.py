@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -44,17 +41,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import (
-    SUMMARY_HEADERS,
+from harness import (
     Server,
+    bare_interpreter,
     cpu_seconds,
+    discard,
+    git,
     machine_note,
+    new_parser,
+    print_summaries,
     print_table,
+    print_targets,
     proc_stats,
+    serve,
     summary,
-    summary_row,
     temp_data_dir,
+    timed_get,
     verdict,
+    wait_env,
 )
 from sqlalchemy import create_engine, text
 
@@ -177,9 +181,7 @@ class Config:
 
 def one_start(config: Config, while_up: Callable[[Server], None] | None = None) -> dict[str, float]:
     """Start a server; seconds to ready, CPU it used, memory; then `while_up(server)`."""
-    with Server(config.data_dir, *config.extra) as server:
-        started = server.start()
-        ready = server.wait_ready(config.tasks, timeout=180, poll=0.005)
+    with serve(config.data_dir, config.tasks, *config.extra, timeout=180) as server:
         cpu = cpu_seconds(server.pid)
         stats = proc_stats(server.pid)
         assert server.process is not None
@@ -191,7 +193,7 @@ def one_start(config: Config, while_up: Callable[[Server], None] | None = None) 
         stopping = time.perf_counter()
     stopped = time.perf_counter()
     return {
-        "seconds": ready - started,
+        "seconds": server.ready_at - server.started_at,
         "cpu": cpu,
         "hwm_mb": stats["VmHWM"] / 1024,
         "rss_mb": stats["VmRSS"] / 1024,
@@ -200,39 +202,17 @@ def one_start(config: Config, while_up: Callable[[Server], None] | None = None) 
     }
 
 
-def wait_env(server: Server, name: str, timeout: float = 300) -> str:
+def env_status(server: Server, name: str, timeout: float = 300) -> str:
     """Wait until the task's environment is built (the cold start builds the bare one)."""
-    deadline = time.perf_counter() + timeout
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        while time.perf_counter() < deadline:
-            env = client.get(f"/tasks/{name}").json()["env"]
-            if env["status"] in ("ready", "failed", "none"):
-                return str(env["status"])
-            time.sleep(0.2)
-    return "still building"
-
-
-def bare_interpreter(samples: int) -> float:
-    """Median wall time of `python -c pass`."""
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    with server.client(timeout=10) as client:
+        try:
+            env = wait_env(client, name, ("ready", "failed", "none"), timeout, poll=0.2)
+        except TimeoutError:
+            return "still building"
+    return str(env["status"])
 
 
 # -- requests -------------------------------------------------------------------------------
-
-
-def timed_get(client: httpx.Client, path: str) -> tuple[float, httpx.Response]:
-    """Seconds for one GET (sent, answered, body read), and the answer."""
-    started = time.perf_counter()
-    answer = client.get(path)
-    elapsed = time.perf_counter() - started
-    if answer.status_code != 200:
-        raise RuntimeError(f"GET {path}: {answer.status_code} {answer.text[:200]}")
-    return elapsed, answer
 
 
 def interleaved(
@@ -342,12 +322,6 @@ class Measurements:
 
 def git_state() -> str:
     """The commit, and whether the working tree differs from it."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-        return result.stdout.strip()
-
     dirty = [line[3:] for line in git("status", "--porcelain").splitlines()]
     changed = [path for path in dirty if path.startswith("tasse/")]
     note = f", tasse/ differs from it in {len(changed)} file(s)" if changed else ""
@@ -370,7 +344,7 @@ def start_row(label: str, config: Config) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="timed starts per configuration")
     parser.add_argument("--rounds", type=int, default=300, help="requests per path, for next")
@@ -419,7 +393,7 @@ def main() -> None:
         if not args.keep:
             drop_tables(args.pg_address, [table, empty_table])
             for config in configs.values():
-                shutil.rmtree(config.data_dir.parent, ignore_errors=True)
+                discard(config.data_dir)
     report(args, configs, measured, measured_start, bare)
 
 
@@ -446,7 +420,7 @@ def run_starts(configs: dict[str, Config], repeat: int, python_ref_task: str) ->
         status: list[str] = []
 
         def build_env(server: Server, status: list[str] = status) -> None:
-            status.append(wait_env(server, python_ref_task))
+            status.append(env_status(server, python_ref_task))
 
         config.cold = one_start(config, build_env if config.tasks else None)
         print(
@@ -483,12 +457,9 @@ def report(
 
     print()
     in_process = in_process_next(next_bodies(), 300)
-    rows = [summary_row(label, values) for label, values in measured.next_times.items()]
-    rows += [
-        summary_row(f"in-process upcoming(), {label}", values)
-        for label, values in in_process.items()
-    ]
-    print_table(["next?count=100, round trip (ms)", *SUMMARY_HEADERS[1:]], rows)
+    samples = dict(measured.next_times)
+    samples.update({f"in-process upcoming(), {k}": v for k, v in in_process.items()})
+    print_summaries(samples, corner="next?count=100, round trip (ms)")
     print()
     print_table(
         ["server CPU per request (ms)", "n", "CPU"],
@@ -496,8 +467,7 @@ def report(
     )
 
     print()
-    rows = [summary_row(label, values) for label, values in measured.list_times.items()]
-    print_table([f"{tasks} tasks listed (ms)", *SUMMARY_HEADERS[1:]], rows)
+    print_summaries(measured.list_times, corner=f"{tasks} tasks listed (ms)")
     after = measured.stats_after
     print(
         f"GET /tasks: {measured.list_bytes / 1e6:.1f} MB of JSON, "
@@ -506,7 +476,6 @@ def report(
         f"(at ready: {measured_start['hwm_mb']:.0f} MB)"
     )
 
-    print()
     pg, health = configs["pg"], measured.next_times["GET /health (baseline)"]
     start = statistics.median(s["seconds"] for s in pg.starts)
     rows = []
@@ -561,7 +530,7 @@ def report(
             "reference",
         ]
     )
-    print_table(["target", "measured", "baseline, same run", "verdict"], rows)
+    print_targets(rows, ["target", "measured", "baseline, same run", "verdict"])
 
 
 def next_bodies() -> dict[str, dict[str, Any]]:

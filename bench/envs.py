@@ -25,7 +25,6 @@ Reference: the pip fallback (`plan(..., installer="pip")`) against
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import json
@@ -43,15 +42,24 @@ from typing import Any
 
 import httpx
 import manual_run
-from _common import (
-    SUMMARY_HEADERS,
+from harness import (
     Server,
+    discard,
+    env_python,
+    git,
     machine_note,
+    new_parser,
+    print_summaries,
     print_table,
+    run_task_py,
+    serve,
+    start_run,
     summary,
-    summary_row,
+    task_env,
     temp_data_dir,
+    timings,
     verdict,
+    wait_run,
     write_task,
 )
 
@@ -79,8 +87,6 @@ BUILD_TARGET = 1.1
 POLL = 0.01
 #: the server log line of every build Tasse starts
 BUILDING = ": building ("
-#: a run's status until it has ended
-NOT_FINAL = ("queued", "running")
 
 Row = list[str]
 
@@ -107,13 +113,6 @@ def plain_environ() -> dict[str, str]:
     return result
 
 
-def timed(function: Callable[[], object]) -> float:
-    """Wall seconds of one call."""
-    started = time.perf_counter()
-    function()
-    return time.perf_counter() - started
-
-
 def run_quietly(argv: list[str], cwd: Path) -> None:
     """Run a command, raising with its output if it fails."""
     done = subprocess.run(argv, cwd=cwd, env=plain_environ(), capture_output=True, check=False)
@@ -122,22 +121,9 @@ def run_quietly(argv: list[str], cwd: Path) -> None:
         raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}:\n{output[-2000:]}")
 
 
-def run_script(python: str, folder: Path) -> float:
-    """Wall seconds of `python task.py` in the folder."""
-    return timed(
-        lambda: subprocess.run([python, "task.py"], cwd=folder, capture_output=True, check=True)
-    )
-
-
 def task_folder(parent: Path, name: str, requirements: str | None, script: str) -> Path:
     """A task folder: task.yaml (no schedule), task.py and maybe requirements.txt."""
-    folder = parent / name
-    folder.mkdir(parents=True)
-    (folder / "task.yaml").write_text(f"description: {name}\n")
-    (folder / "task.py").write_text(script)
-    if requirements is not None:
-        (folder / "requirements.txt").write_text(requirements)
-    return folder
+    return write_task(parent, name, f"description: {name}\n", script, requirements=requirements)
 
 
 def load(folder: Path) -> Task:
@@ -164,34 +150,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def seconds_row(label: str, values: list[float]) -> Row:
-    """A summary row in seconds (for builds)."""
-    return summary_row(label, values, lambda s: f"{s:.3f}")
+def in_s(seconds: float) -> str:
+    """Seconds, for the tables of builds."""
+    return f"{seconds:.3f}"
 
 
-def us_row(label: str, values: list[float]) -> Row:
-    """A summary row in microseconds (for look-ups)."""
-    return summary_row(label, values, lambda s: f"{s * 1e6:.1f}")
-
-
-def calls(function: Callable[[], object], count: int) -> list[float]:
-    """Seconds of each of `count` calls."""
-    values = []
-    for _ in range(count):
-        started = time.perf_counter()
-        function()
-        values.append(time.perf_counter() - started)
-    return values
-
-
-def task_env(client: httpx.Client, name: str) -> dict[str, Any] | None:
-    """GET /tasks/<name>'s `env`, or None while the task is unknown."""
-    answer = client.get(f"/tasks/{name}")
-    if answer.status_code == 404:
-        return None
-    answer.raise_for_status()
-    env: dict[str, Any] = answer.json()["env"]
-    return env
+def in_us(seconds: float) -> str:
+    """Microseconds, for the tables of look-ups."""
+    return f"{seconds * 1e6:.1f}"
 
 
 def wait_all_ready(client: httpx.Client, count: int, timeout: float = 300) -> None:
@@ -233,7 +199,7 @@ def hot_path(count: int) -> list[Row]:
                 ("Provisioner.environment(equal task, reloaded)", load(deps_task.folder)),
             ):
                 assert isinstance(provisioner.environment(task), Environment)
-                samples[label] = calls(functools.partial(provisioner.environment, task), count)
+                samples[label] = timings(functools.partial(provisioner.environment, task), count)
         finally:
             await provisioner.stop()
 
@@ -247,8 +213,8 @@ def hot_path(count: int) -> list[Row]:
 
     digest = plan_of(deps_task, "uv").hash
     cli = "load_by_name + plan_for + EnvCache.find (in-process)"
-    samples[cli] = calls(cli_lookup, 1000)
-    samples["EnvCache.find alone (a new EnvCache each time)"] = calls(
+    samples[cli] = timings(cli_lookup, 1000)
+    samples["EnvCache.find alone (a new EnvCache each time)"] = timings(
         lambda: EnvCache(settings.venvs_dir).find(digest), 1000
     )
     first = "the same, first call in a fresh interpreter"
@@ -263,15 +229,15 @@ def hot_path(count: int) -> list[Row]:
     starts: dict[str, list[float]] = {label: [] for label in pythons}
     for round_ in range(23):
         for label, python in pythons.items():
-            elapsed = run_script(python, bare_task.folder)
+            elapsed = run_task_py(python, bare_task.folder)
             if round_ >= 3:  # three rounds of warm-up
                 starts[label].append(elapsed)
-    shutil.rmtree(data_dir.parent, ignore_errors=True)
+    discard(data_dir)
 
     print("\n(a) warm look-up of a task's environment (µs)", flush=True)
-    print_table(SUMMARY_HEADERS, [us_row(label, values) for label, values in samples.items()])
+    print_summaries(samples, in_us)
     print("\ninterpreter start-up, `print(sys.prefix)`, interleaved (ms)", flush=True)
-    print_table(SUMMARY_HEADERS, [summary_row(label, v) for label, v in starts.items()])
+    print_summaries(starts)
 
     hot = summary(samples["Provisioner.environment(task), requirements.txt"])
     cold, fresh = summary(samples[cli]), summary(samples[first])
@@ -358,39 +324,30 @@ def manual_run_env_baseline(samples: int) -> list[Row]:
     runs with its environment's interpreter, the other fair baseline.
     """
     data_dir = temp_data_dir("envs-manual")
-    write_task(data_dir / "tasks", manual_run.TASK, "description: says hi\n", 'print("hi")\n')
-    folder = data_dir / "tasks" / manual_run.TASK
+    folder = manual_run.hello_task(data_dir / "tasks")
     times: dict[str, list[float]] = {"own": [], "env": [], "poll": [], "follow": []}
-    ways = {"poll": manual_run.by_polling, "follow": manual_run.by_following}
-    with Server(data_dir) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        server.start()
-        server.wait_ready(1)
+    with serve(data_dir, 1) as server, server.client() as client:
         wait_all_ready(client, 1)
         env = task_env(client, manual_run.TASK)
         assert env is not None
-        python = str(Path(env["path"], "bin", "python"))
+        python = env_python(env)
         time.sleep(2.0)  # let start-up work in the background settle
-        for _ in range(3):
-            manual_run.by_polling(client)
-            manual_run.by_following(client)
+        manual_run.warm_up(client)
         for _ in range(samples):
-            times["own"].append(run_script(sys.executable, folder))
-            times["env"].append(run_script(python, folder))
-            for way, method in ways.items():
-                elapsed, run = method(client)
-                assert run["status"] == "succeeded", run
+            times["own"].append(run_task_py(sys.executable, folder))
+            times["env"].append(run_task_py(python, folder))
+            for way, (elapsed, _) in manual_run.each_way(client).items():
                 times[way].append(elapsed)
-    shutil.rmtree(data_dir.parent, ignore_errors=True)
+    discard(data_dir)
 
     print("\n(b) the same, with the environment's interpreter as a second baseline (ms)")
-    print_table(
-        SUMMARY_HEADERS,
-        [
-            summary_row("bare: benchmark's python task.py (manual_run's)", times["own"]),
-            summary_row("bare: the task environment's python task.py", times["env"]),
-            summary_row("POST → final, polling GET /runs/{id}", times["poll"]),
-            summary_row("POST → final, following the log", times["follow"]),
-        ],
+    print_summaries(
+        {
+            "bare: benchmark's python task.py (manual_run's)": times["own"],
+            "bare: the task environment's python task.py": times["env"],
+            "POST → final, polling GET /runs/{id}": times["poll"],
+            "POST → final, following the log": times["follow"],
+        }
     )
     env_base, own_base = median(times["env"]), median(times["own"])
     return [
@@ -403,7 +360,7 @@ def manual_run_env_baseline(samples: int) -> list[Row]:
             f"env's python p50 {env_base * 1e3:.1f} ms, benchmark's {own_base * 1e3:.1f} ms",
             verdict(median(times[way]) / env_base <= MANUAL_TARGET),
         ]
-        for way in ways
+        for way in manual_run.WAYS
     ]
 
 
@@ -456,9 +413,7 @@ def served_build(index: int, timeout: float = 120) -> tuple[float, float]:
     # Prepared beside tasks/ (same file system), then moved in: one event, complete folder.
     staging = task_folder(data_dir, f".tmp-{name}", REQUIREMENTS, "import requests\n")
     os.sync()
-    with Server(data_dir) as server, httpx.Client(base_url=server.url, timeout=10) as client:
-        server.start()
-        server.wait_ready(0)
+    with serve(data_dir, 0) as server, server.client(timeout=10) as client:
         time.sleep(0.5)  # let start-up work settle
         staging.rename(data_dir / "tasks" / name)
         started = time.perf_counter()
@@ -469,9 +424,8 @@ def served_build(index: int, timeout: float = 120) -> tuple[float, float]:
             if env is not None:
                 seen = seen or now
                 if env["status"] == "ready":
-                    python = Path(env["path"], "bin", "python")
-                    run_quietly([str(python), "-c", CHECK_IMPORT], data_dir)
-                    shutil.rmtree(data_dir.parent, ignore_errors=True)
+                    run_quietly([env_python(env), "-c", CHECK_IMPORT], data_dir)
+                    discard(data_dir)
                     return seen - started, now - started
                 if env["status"] == "failed":
                     raise RuntimeError(f"the build failed: {env['error']}")
@@ -479,11 +433,16 @@ def served_build(index: int, timeout: float = 120) -> tuple[float, float]:
     raise TimeoutError(f"{name}'s environment not ready after {timeout} s")
 
 
+def build_work(label: str) -> tuple[Path, Task]:
+    """A scratch folder with requirements.txt, and a task with the same requirements in it."""
+    work = Path(tempfile.mkdtemp(prefix=f"tasse-bench-envs-{label}-"))
+    (work / "requirements.txt").write_text(REQUIREMENTS)
+    return work, load(task_folder(work / "tasks", "deps", REQUIREMENTS, "import requests\n"))
+
+
 def cold_builds(repeat: int) -> list[Row]:
     """(c): uv baseline, EnvCache.build and tasse serve, interleaved; warm uv cache."""
-    work = Path(tempfile.mkdtemp(prefix="tasse-bench-envs-cold-"))
-    (work / "requirements.txt").write_text(REQUIREMENTS)
-    task = load(task_folder(work / "tasks", "deps", REQUIREMENTS, "import requests\n"))
+    work, task = build_work("cold")
     python = own().path
     version = subprocess.run([uv(), "--version"], capture_output=True, text=True).stdout
     cache = subprocess.run([uv(), "cache", "dir"], capture_output=True, text=True).stdout
@@ -511,18 +470,18 @@ def cold_builds(repeat: int) -> list[Row]:
 
     in_server = [ready - seen for ready, seen in zip(times["serve"], times["seen"], strict=True)]
     print("\n(c) cold build (s)", flush=True)
-    print_table(
-        SUMMARY_HEADERS,
-        [
-            seconds_row("uv venv && uv pip install -r (baseline)", times["uv"]),
-            seconds_row("Tasse EnvCache.build(plan)", times["build"]),
-            seconds_row("tasse serve: folder moved in → GET answers 200", times["seen"]),
-            seconds_row("tasse serve: folder moved in → env ready", times["serve"]),
-            seconds_row("tasse serve: GET answers 200 → env ready", in_server),
-        ],
+    print_summaries(
+        {
+            "uv venv && uv pip install -r (baseline)": times["uv"],
+            "Tasse EnvCache.build(plan)": times["build"],
+            "tasse serve: folder moved in → GET answers 200": times["seen"],
+            "tasse serve: folder moved in → env ready": times["serve"],
+            "tasse serve: GET answers 200 → env ready": in_server,
+        },
+        in_s,
     )
     base = median(times["uv"])
-    build, serve = median(times["build"]) / base, median(times["serve"]) / base
+    build, end_to_end = median(times["build"]) / base, median(times["serve"]) / base
     return [
         [
             "c",
@@ -534,20 +493,18 @@ def cold_builds(repeat: int) -> list[Row]:
         [
             "c",
             "cold build end to end via tasse serve ≤ 1.1 x uv",
-            f"{ratio_text(serve)} (p50 {median(times['serve']):.3f} s = pick-up "
+            f"{ratio_text(end_to_end)} (p50 {median(times['serve']):.3f} s = pick-up "
             f"{median(times['seen']):.3f} s + build; 200 → ready alone "
             f"{ratio_text(median(in_server) / base)})",
             f"uv p50 {base:.3f} s",
-            verdict(serve <= BUILD_TARGET),
+            verdict(end_to_end <= BUILD_TARGET),
         ],
     ]
 
 
 def pip_fallback(repeat: int) -> list[Row]:
     """Reference: Tasse with virtualenv + pip against the same by hand, warm pip cache."""
-    work = Path(tempfile.mkdtemp(prefix="tasse-bench-envs-pip-"))
-    (work / "requirements.txt").write_text(REQUIREMENTS)
-    task = load(task_folder(work / "tasks", "deps", REQUIREMENTS, "import requests\n"))
+    work, task = build_work("pip")
     python = own().path
     print(f"\npip fallback, {REQUIREMENTS.split()}: warm pip cache (one untimed build each first)")
     baseline_pip(work, python)
@@ -562,13 +519,13 @@ def pip_fallback(repeat: int) -> list[Row]:
             arm()
         times["uv"].append(baseline_uv(work, python))
     shutil.rmtree(work, ignore_errors=True)
-    print_table(
-        SUMMARY_HEADERS,
-        [
-            seconds_row("virtualenv && pip install -r (baseline)", times["pip"]),
-            seconds_row("Tasse EnvCache.build(plan(..., installer='pip'))", times["build"]),
-            seconds_row("uv venv && uv pip install -r (for scale)", times["uv"]),
-        ],
+    print_summaries(
+        {
+            "virtualenv && pip install -r (baseline)": times["pip"],
+            "Tasse EnvCache.build(plan(..., installer='pip'))": times["build"],
+            "uv venv && uv pip install -r (for scale)": times["uv"],
+        },
+        in_s,
     )
     base = median(times["pip"])
     ratio = median(times["build"]) / base
@@ -668,9 +625,8 @@ class RebuildCheck:
 
     def runs_in_its_env(self, name: str) -> bool:
         """A run of the task prints sys.prefix: its environment's path?"""
-        run_id = self.client.post(f"/tasks/{name}/run").json()["id"]
-        while (run := self.client.get(f"/runs/{run_id}").json())["status"] in NOT_FINAL:
-            time.sleep(POLL)
+        run_id = start_run(self.client, name)
+        run = wait_run(self.client, run_id, POLL)
         env = task_env(self.client, name)
         assert env is not None
         log = self.client.get(f"/runs/{run_id}/log").text
@@ -698,11 +654,9 @@ def targeted_rebuild(tasks: int, edits: int, inplace_edits: int) -> list[Row]:
     os.sync()
     times: dict[str, list[float]] = {"atomic replace": [], "in place": []}
     new_dirs = []
-    with Server(data_dir) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        spawned = server.start()
-        server.wait_ready(tasks, timeout=120)
+    with serve(data_dir, tasks, timeout=120) as server, server.client() as client:
         wait_all_ready(client, tasks)
-        all_ready = time.perf_counter() - spawned
+        all_ready = time.perf_counter() - server.started_at
         print(
             f"\n(d) {tasks} tasks with distinct requirements: all environments ready "
             f"{all_ready:.2f} s after the server was spawned",
@@ -725,11 +679,10 @@ def targeted_rebuild(tasks: int, edits: int, inplace_edits: int) -> list[Row]:
             ),
             check.no_op("task.py edited", folder / "task.py", PRINT_PREFIX + "# edited\n"),
         ]
-    shutil.rmtree(data_dir.parent, ignore_errors=True)
+    discard(data_dir)
 
     print("\n(d) edit one task's requirements.txt, then a full rescan (ms)", flush=True)
-    rows = [summary_row(f"{how}: edit → its new env ready", v) for how, v in times.items() if v]
-    print_table(SUMMARY_HEADERS, rows)
+    print_summaries({f"{how}: edit → its new env ready": v for how, v in times.items() if v})
     print(
         f"new build dirs per edit: {new_dirs}; a run uses its env's python: {uses_env}; "
         f"builds after rewriting the same requirements.txt / editing task.py: {no_ops}"
@@ -766,17 +719,12 @@ def targeted_rebuild(tasks: int, edits: int, inplace_edits: int) -> list[Row]:
 
 def commit() -> str:
     """HEAD, and whether tasse/ differs from it."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=BENCH.parent, capture_output=True, text=True)
-        return done.stdout.strip()
-
     dirty = " (tasse/ has uncommitted changes)" if git("status", "--porcelain", "tasse") else ""
     return git("rev-parse", "--short", "HEAD") + dirty
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--repeat", type=int, default=7, help="cold builds of each kind (c)")
     parser.add_argument("--pip-repeat", type=int, default=3, help="pip-fallback builds (0: none)")
     parser.add_argument("--calls", type=int, default=5000, help="hot-path calls (a)")

@@ -31,26 +31,33 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import (
-    SUMMARY_HEADERS,
-    Server,
+from harness import (
+    FINAL,
     cpu_seconds,
+    discard,
+    env_python,
     machine_note,
+    new_parser,
+    print_summaries,
     print_table,
+    print_targets,
     proc_stats,
+    read_task_py,
+    run_seconds,
+    serve,
     summary,
-    summary_row,
+    task_environ,
     temp_data_dir,
+    timed_get,
     verdict,
+    wait_env,
     write_task,
 )
 
@@ -62,7 +69,6 @@ MARKER = (
     f"\n[tasse] output beyond {RUN_LOG_LIMIT} bytes is dropped "
     "(counted in the run's last log.txt line)\n"
 ).encode()
-FINAL = {"succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped", "missed"}
 WRITE = 65536
 #: kind → bytes per line
 KINDS = {"blocks": WRITE, "lines": 100}
@@ -91,17 +97,6 @@ def script(line_bytes: int, megabytes: int) -> str:
 # -- Tasse ----------------------------------------------------------------------------------
 
 
-def wait_env(client: httpx.Client, name: str, timeout: float = 120) -> str:
-    """Wait until the task's environment is ready; its interpreter's path."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        env = client.get(f"/tasks/{name}").json()["env"]
-        if env["status"] == "ready":
-            return str(Path(env["path"]) / "bin" / "python")
-        time.sleep(0.05)
-    raise TimeoutError(f"the environment of {name} was not built")
-
-
 def watch(client: httpx.Client, pid: int, run_id: str, interval: float) -> dict[str, Any]:
     """Probe GET /health every `interval` until the run is final; latencies and RSS."""
     health: list[float] = []
@@ -127,15 +122,13 @@ def tasse_flood(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     name = f"flood-{kind}"
     data_dir = temp_data_dir(f"flood-{kind}")
     write_task(data_dir / "tasks", name, "description: floods stdout\n", script_of(kind, args))
-    with Server(data_dir) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        server.start()
-        server.wait_ready(1)
-        python = wait_env(client, name)
+    with serve(data_dir, 1) as server, server.client() as client:
+        python = env_python(wait_env(client, name))
         time.sleep(1.0)  # let start-up work settle
         idle = proc_stats(server.pid)
         idle_health = []
         for _ in range(50):
-            idle_health.append(timed_get(client, "/health"))
+            idle_health.append(timed_get(client, "/health")[0])
             time.sleep(args.probe_interval)
         cpu = cpu_seconds(server.pid)
         posted = time.perf_counter()
@@ -154,23 +147,13 @@ def tasse_flood(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         api_log_bytes=api_log_bytes,
         **log_checks(data_dir / "logs" / name, run_id, kind, args.megabytes),
     )
-    run = seen["run"]
-    seen["duration_s"] = (
-        datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
-    ).total_seconds()
+    seen["duration_s"] = run_seconds(seen["run"])
     return seen
 
 
 def script_of(kind: str, args: argparse.Namespace) -> str:
     """The task.py for a kind of output."""
     return script(KINDS[kind], args.megabytes)
-
-
-def timed_get(client: httpx.Client, path: str) -> float:
-    """Seconds one GET takes."""
-    sent = time.perf_counter()
-    client.get(path).raise_for_status()
-    return time.perf_counter() - sent
 
 
 def log_checks(logs: Path, run_id: str, kind: str, megabytes: int) -> dict[str, Any]:
@@ -200,16 +183,11 @@ def log_checks(logs: Path, run_id: str, kind: str, megabytes: int) -> dict[str, 
 # -- baselines ------------------------------------------------------------------------------
 
 
-def child_env() -> dict[str, str]:
-    """The environment Tasse gives a Python task, as far as output goes."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
 def bare_cat(python: str, folder: Path) -> float:
     """Wall time of `python task.py | cat > /dev/null`."""
     started = time.perf_counter()
     pipeline = f"'{python}' task.py | cat > /dev/null"
-    subprocess.run(["sh", "-c", pipeline], cwd=folder, env=child_env(), check=True)
+    subprocess.run(["sh", "-c", pipeline], cwd=folder, env=task_environ(), check=True)
     return time.perf_counter() - started
 
 
@@ -217,7 +195,7 @@ def bare_loop(python: str, folder: Path) -> float:
     """Wall time of reading the script's output in a bare Python loop (and dropping it)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [python, "task.py"], cwd=folder, env=child_env(), stdout=subprocess.PIPE
+        [python, "task.py"], cwd=folder, env=task_environ(), stdout=subprocess.PIPE
     )
     assert process.stdout is not None
     fd = process.stdout.fileno()
@@ -234,20 +212,7 @@ def bare_asyncio(python: str, folder: Path) -> float:
 
     async def main() -> float:
         started = time.perf_counter()
-        process = await asyncio.create_subprocess_exec(
-            python,
-            "task.py",
-            cwd=folder,
-            env=child_env(),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
-        assert process.stdout is not None
-        while await process.stdout.read(WRITE):
-            pass
-        if await process.wait() != 0:
-            raise RuntimeError("task.py failed")
+        await read_task_py(python, folder, task_environ())
         return time.perf_counter() - started
 
     return asyncio.run(main())
@@ -282,11 +247,7 @@ def report(
         print(f"     last line: {r['last_line']}")
     idle = [x for r in results for x in r["idle_health"]]
     flood = [x for r in results for x in r["health"]]
-    rows = [
-        summary_row("GET /health, idle (baseline)", idle),
-        summary_row("GET /health, during the flood", flood),
-    ]
-    print_table(SUMMARY_HEADERS, rows)
+    print_summaries({"GET /health, idle (baseline)": idle, "GET /health, during the flood": flood})
     duration = statistics.median(r["duration_s"] for r in results)
     rows = [["Tasse: started_at → finished_at", f"{duration:.2f}", f"{mib / duration:.0f}", "1.00"]]
     post = statistics.median(r["post_to_final"] for r in results)
@@ -329,7 +290,7 @@ def verdict_rows(kind: str, results: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--megabytes", type=int, default=500, help="MiB the task writes")
     parser.add_argument("--kinds", default="blocks,lines", help=f"of {', '.join(KINDS)}")
     parser.add_argument("--probe-interval", type=float, default=0.01)
@@ -350,10 +311,9 @@ def main() -> None:
                 bases.setdefault(label, []).append(measure(result["python"], folder))
                 line.append(f"{label} {bases[label][-1]:.2f} s")
             print(", ".join(line), flush=True)
-            shutil.rmtree(result["data_dir"].parent, ignore_errors=True)
+            discard(result["data_dir"])
         verdicts += report(kind, results, bases)
-    print()
-    print_table(["target", "measured", "verdict"], verdicts)
+    print_targets(verdicts)
 
 
 if __name__ == "__main__":

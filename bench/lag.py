@@ -18,9 +18,6 @@ Floors in the same run:
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,18 +26,20 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-from _common import (
-    SUMMARY_HEADERS,
-    Server,
+from harness import (
     cpu_seconds,
+    discard,
     machine_note,
     ms,
+    new_parser,
     percentile,
-    print_table,
-    summary_row,
+    print_summaries,
+    print_targets,
+    serve,
+    task_environ,
     temp_data_dir,
     verdict,
+    write_task,
 )
 
 TARGET_OVER_FLOOR = 0.010
@@ -56,7 +55,7 @@ print(now, os.environ["TASSE_SCHEDULED_AT"])
 def child_env(scheduled: float | None = None) -> dict[str, str]:
     """The environment a task sees, near enough (Tasse sets PYTHONUNBUFFERED too)."""
     iso = datetime.fromtimestamp(scheduled or time.time(), UTC).isoformat()
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "TASSE_SCHEDULED_AT": iso}
+    return task_environ(TASSE_SCHEDULED_AT=iso)
 
 
 def parse_lags(text: str, since: float) -> list[float]:
@@ -111,17 +110,11 @@ def tasse_lags(offsets: list[float], duration: float) -> tuple[dict[str, list[fl
     start = int(time.time()) - 60  # in the past: the first fire is the next whole period
     names = [f"lag-{index:02d}" for index in range(len(offsets))]
     for name, offset in zip(names, offsets, strict=True):
-        folder = data_dir / "tasks" / name
-        folder.mkdir()
         start_date = datetime.fromtimestamp(start + offset, UTC).isoformat()
-        (folder / "task.yaml").write_text(
-            f"scheduler:\n  trigger: interval\n  seconds: 1\n  start_date: '{start_date}'\n"
-        )
-        (folder / "task.py").write_text(SCRIPT)
+        schedule = f"scheduler:\n  trigger: interval\n  seconds: 1\n  start_date: '{start_date}'\n"
+        write_task(data_dir / "tasks", name, schedule, SCRIPT)
     runs = {}
-    with Server(data_dir) as server, httpx.Client(base_url=server.url) as client:
-        server.start()
-        server.wait_ready(len(names))
+    with serve(data_dir, len(names)) as server, server.client() as client:
         since, cpu = time.time() + WARM_UP, cpu_seconds(server.pid)
         time.sleep(duration)
         cpu = cpu_seconds(server.pid) - cpu
@@ -139,7 +132,7 @@ def tasse_lags(offsets: list[float], duration: float) -> tuple[dict[str, list[fl
     statuses = Counter(run["status"] for run in runs.values())
     note = f"runs by status {dict(statuses)}; server CPU {cpu / duration:.0%} of a core"
     note += f", {cpu / max(1, len(runs)) * 1000:.1f} ms per run"
-    shutil.rmtree(data_dir.parent, ignore_errors=True)
+    discard(data_dir)
     return parts, note
 
 
@@ -148,7 +141,7 @@ def _seconds(iso: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--tasks", type=int, default=40)
     parser.add_argument("--duration", type=float, default=30, help="Tasse seconds per mode")
     parser.add_argument("--baseline-duration", type=float, default=18, help="bare loop seconds")
@@ -181,18 +174,17 @@ def main() -> None:
             )
             print(f"  {mode}: {note}; {machine_note().split(', ', 2)[2]}", flush=True)
     floors += isolated_floor(folder, args.floor_samples - len(floors))
-    shutil.rmtree(folder.parent, ignore_errors=True)
+    discard(folder)
 
     floor = statistics.median(floors)
     print(f"\nlag of scheduled runs, {args.tasks} tasks every second (ms)")
-    rows = [summary_row("floor: isolated Popen", floors)]
+    samples = {"floor: isolated Popen": floors}
     for mode, (parts, bare) in results.items():
-        rows.append(summary_row(f"{mode}: Tasse lag", parts["lag"]))
-        rows.append(summary_row(f"{mode}: Tasse, due → started_at", parts["due → started_at"]))
-        rows.append(summary_row(f"{mode}: Tasse, started_at → child", parts["started_at → child"]))
-        rows.append(summary_row(f"{mode}: bare loop, same load", bare))
-    print_table(SUMMARY_HEADERS, rows)
-    print()
+        samples[f"{mode}: Tasse lag"] = parts["lag"]
+        samples[f"{mode}: Tasse, due → started_at"] = parts["due → started_at"]
+        samples[f"{mode}: Tasse, started_at → child"] = parts["started_at → child"]
+        samples[f"{mode}: bare loop, same load"] = bare
+    print_summaries(samples)
     verdicts = []
     for mode, (parts, bare) in results.items():
         p99 = percentile(parts["lag"], 99)
@@ -203,7 +195,7 @@ def main() -> None:
                 verdict(p99 <= floor + TARGET_OVER_FLOOR),
             ]
         )
-    print_table(["target", "measured", "verdict"], verdicts)
+    print_targets(verdicts)
 
 
 if __name__ == "__main__":

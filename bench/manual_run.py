@@ -14,107 +14,94 @@ Each load (extra task folders loaded in the server) is its own server.
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import statistics
-import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
-from _common import (
-    SUMMARY_HEADERS,
-    Server,
+from harness import (
+    FINAL,
+    discard,
     machine_note,
     make_tasks,
-    print_table,
-    summary_row,
+    new_parser,
+    poll_run,
+    print_summaries,
+    print_targets,
+    run_seconds,
+    run_task_py,
+    serve,
+    start_run,
     temp_data_dir,
     verdict,
     write_task,
 )
 
 TARGET_RATIO = 1.3
-FINAL = {"succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped", "missed"}
 TASK = "hello"
 
 
-def bare(folder: Path) -> float:
-    """Wall time of running the task's script directly."""
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "task.py"], cwd=folder, capture_output=True, check=True)
-    return time.perf_counter() - started
-
-
-def start_run(client: httpx.Client) -> str:
-    """POST /tasks/<name>/run; the new run's id."""
-    answer = client.post(f"/tasks/{TASK}/run")
-    answer.raise_for_status()
-    run_id: str = answer.json()["id"]
-    return run_id
-
-
-def by_polling(client: httpx.Client) -> tuple[float, dict[str, str]]:
-    """Seconds from POST to a final status seen by polling GET /runs/{id}."""
-    started = time.perf_counter()
-    run_id = start_run(client)
-    while True:
-        run = client.get(f"/runs/{run_id}").json()
-        if run["status"] in FINAL:
-            return time.perf_counter() - started, run
-        time.sleep(0.001)
-
-
-def by_following(client: httpx.Client) -> tuple[float, dict[str, str]]:
+def follow_run(client: httpx.Client, name: str) -> tuple[float, dict[str, Any]]:
     """Seconds from POST to the end of the followed log plus a GET /runs/{id} that is final."""
     started = time.perf_counter()
-    run_id = start_run(client)
+    run_id = start_run(client, name)
     with client.stream("GET", f"/runs/{run_id}/log", params={"follow": "true"}) as stream:
         for _ in stream.iter_bytes():
             pass
-    run = client.get(f"/runs/{run_id}").json()
+    run: dict[str, Any] = client.get(f"/runs/{run_id}").json()
     elapsed = time.perf_counter() - started
     if run["status"] not in FINAL:
         raise RuntimeError(f"the log stream ended but run {run_id} is {run['status']}")
     return elapsed, run
 
 
-def server_side(run: dict[str, str]) -> float:
-    """The run's own recorded duration, started_at → finished_at."""
-    return (
-        datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
-    ).total_seconds()
+#: the two ways of finding out that a run has finished
+WAYS = {"poll": poll_run, "follow": follow_run}
+
+
+def hello_task(tasks_dir: Path) -> Path:
+    """The task this benchmark runs (envs.py runs it too); its folder."""
+    return write_task(tasks_dir, TASK, "description: says hi\n", 'print("hi")\n')
+
+
+def each_way(client: httpx.Client) -> dict[str, tuple[float, dict[str, Any]]]:
+    """One run per way, in turn: seconds until the client knows it finished, and the run."""
+    result = {}
+    for way, method in WAYS.items():
+        elapsed, run = method(client, TASK)
+        assert run["status"] == "succeeded", run
+        result[way] = (elapsed, run)
+    return result
+
+
+def warm_up(client: httpx.Client) -> None:
+    """Three runs each way first: first requests, imports, caches."""
+    for _ in range(3):
+        each_way(client)
 
 
 def measure(load: int, samples: int) -> dict[str, list[float]]:
     """Interleaved samples of bare, poll and follow, with `load` other tasks loaded."""
     data_dir = temp_data_dir(f"manual-{load}")
     make_tasks(data_dir / "tasks", load)
-    write_task(data_dir / "tasks", TASK, "description: says hi\n", 'print("hi")\n')
-    folder = data_dir / "tasks" / TASK
+    folder = hello_task(data_dir / "tasks")
     times: dict[str, list[float]] = {"bare": [], "poll": [], "follow": [], "recorded": []}
-    with Server(data_dir) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        server.start()
-        server.wait_ready(load + 1, timeout=120)
+    with serve(data_dir, load + 1, timeout=120) as server, server.client() as client:
         time.sleep(2.0)  # let start-up work in the background settle
-        for _ in range(3):  # warm up both paths (first requests, imports, caches)
-            by_polling(client)
-            by_following(client)
+        warm_up(client)
         for _ in range(samples):
-            times["bare"].append(bare(folder))
-            for way, method in (("poll", by_polling), ("follow", by_following)):
-                elapsed, run = method(client)
-                assert run["status"] == "succeeded", run
+            times["bare"].append(run_task_py(sys.executable, folder))
+            for way, (elapsed, run) in each_way(client).items():
                 times[way].append(elapsed)
-                times["recorded"].append(server_side(run))
-    shutil.rmtree(data_dir.parent, ignore_errors=True)
+                times["recorded"].append(run_seconds(run))
+    discard(data_dir)
     return times
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--loads", default="0,10000", help="comma-separated extra task counts")
     args = parser.parse_args()
@@ -125,14 +112,15 @@ def main() -> None:
         print(f"\n{load} other tasks loaded (ms)", flush=True)
         times = measure(load, args.samples)
         base = statistics.median(times["bare"])
-        rows = [
-            summary_row("bare python task.py (baseline)", times["bare"]),
-            summary_row("POST → final, polling GET /runs/{id}", times["poll"]),
-            summary_row("POST → final, following the log", times["follow"]),
-            summary_row("run's started_at → finished_at", times["recorded"]),
-        ]
-        print_table(SUMMARY_HEADERS, rows)
-        for way in ("poll", "follow"):
+        print_summaries(
+            {
+                "bare python task.py (baseline)": times["bare"],
+                "POST → final, polling GET /runs/{id}": times["poll"],
+                "POST → final, following the log": times["follow"],
+                "run's started_at → finished_at": times["recorded"],
+            }
+        )
+        for way in WAYS:
             ratio = statistics.median(times[way]) / base
             verdicts.append(
                 [
@@ -141,8 +129,7 @@ def main() -> None:
                     verdict(ratio <= TARGET_RATIO),
                 ]
             )
-    print()
-    print_table(["target", "measured", "verdict"], verdicts)
+    print_targets(verdicts)
 
 
 if __name__ == "__main__":

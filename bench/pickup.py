@@ -15,27 +15,27 @@ stat calls per folder that change detection needs, done in this process.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import random
-import shutil
 import statistics
 import time
 from pathlib import Path
 
 import httpx
-from _common import (
+from harness import (
     OVERFLOW,
-    SUMMARY_HEADERS,
-    Server,
+    discard,
     machine_note,
     make_tasks,
     ms,
+    new_parser,
     percentile,
-    print_table,
-    summary_row,
+    print_summaries,
+    print_targets,
+    serve,
     temp_data_dir,
+    timed_get,
     verdict,
     write_task,
 )
@@ -76,7 +76,7 @@ def fs_floor(tasks_dir: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=20, help="new folders per way of writing")
     parser.add_argument("--rescans", type=int, default=9)
@@ -93,10 +93,8 @@ def main() -> None:
     results: dict[str, tuple[list[float], list[float]]] = {"atomic": ([], []), "in place": ([], [])}
     rescans: list[float] = []
     health: list[float] = []
-    with Server(data_dir) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        started = server.start()
-        ready = server.wait_ready(args.tasks, timeout=120)
-        print(f"server ready in {ready - started:.2f} s", flush=True)
+    with serve(data_dir, args.tasks, timeout=120) as server, server.client() as client:
+        print(f"server ready in {server.ready_at - server.started_at:.2f} s", flush=True)
         time.sleep(2.0)  # let start-up work in the background (the file watcher) finish
         for index in range(args.samples):
             for way in ("atomic", "in place"):
@@ -117,36 +115,31 @@ def main() -> None:
             report = answer.raise_for_status().json()
             changes = report["added"] + report["changed"] + report["removed"]
             assert not changes, f"folders changed under the benchmark: {changes}"
-            started = time.perf_counter()
-            client.get("/health").raise_for_status()
-            health.append(time.perf_counter() - started)
+            health.append(timed_get(client, "/health")[0])
         assert client.get("/health").json()["tasks"] == known_tasks
         overflows = server.log_count(OVERFLOW)
     floors = [fs_floor(tasks_dir) for _ in range(args.rescans)]
 
     print(f"\npick-up of a new folder with {args.tasks} tasks loaded (ms)")
-    rows = []
-    for way, (known, clean) in results.items():
-        rows.append(summary_row(f"{way}: 200", known))
-        rows.append(summary_row(f"{way}: 200, no error", clean))
-    print_table(SUMMARY_HEADERS, rows)
+    samples = {}
+    for way, (known_times, clean_times) in results.items():
+        samples[f"{way}: 200"] = known_times
+        samples[f"{way}: 200, no error"] = clean_times
+    print_summaries(samples)
 
     print(f"inotify queue overflows reported by the server during the run: {overflows}")
 
     print(f"\nPOST /rescan, {known_tasks} unchanged folders (ms)")
-    print_table(
-        SUMMARY_HEADERS,
-        [
-            summary_row("POST /rescan", rescans),
-            summary_row("GET /health (baseline)", health),
-            summary_row("scandir + 2 stats/folder (floor)", floors),
-        ],
+    print_summaries(
+        {
+            "POST /rescan": rescans,
+            "GET /health (baseline)": health,
+            "scandir + 2 stats/folder (floor)": floors,
+        }
     )
     worst = max(percentile(clean, 95) for _, clean in results.values())
     rescan = statistics.median(rescans)
-    print()
-    print_table(
-        ["target", "measured", "verdict"],
+    print_targets(
         [
             [
                 f"pick-up p95 ≤ {TARGET_PICKUP:g} s",
@@ -161,7 +154,7 @@ def main() -> None:
         ],
     )
     if not args.keep:
-        shutil.rmtree(data_dir.parent, ignore_errors=True)
+        discard(data_dir)
 
 
 if __name__ == "__main__":

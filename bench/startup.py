@@ -10,23 +10,23 @@ are deleted between starts; the task folders are kept, so the page cache is warm
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from _common import (
+from harness import (
     OVERFLOW,
-    Server,
+    bare_interpreter,
     cpu_seconds,
-    fresh_state,
+    discard,
     machine_note,
     make_tasks,
+    new_parser,
     print_table,
+    print_targets,
     proc_stats,
+    serve,
     temp_data_dir,
     verdict,
 )
@@ -37,22 +37,17 @@ TARGET_RSS_MB = 200
 IDLE_SECONDS = 3.0
 
 
-def bare_interpreter(samples: int) -> float:
-    """Median wall time of `python -c pass`."""
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def fresh_state(data_dir: Path) -> None:
+    """Forget history and logs (a fresh store) but keep the task folders."""
+    shutil.rmtree(data_dir / "logs", ignore_errors=True)
+    for path in data_dir.glob("tasse.db*"):
+        path.unlink()
 
 
 def one_start(data_dir: Path, tasks: int, extra: list[str]) -> dict[str, float]:
     """Start a server on `data_dir` with a fresh store; seconds to ready and process stats."""
     fresh_state(data_dir)
-    with Server(data_dir, *extra) as server:
-        started = server.start()
-        ready = server.wait_ready(tasks, timeout=120)
+    with serve(data_dir, tasks, *extra, timeout=120) as server:
         stats = proc_stats(server.pid)
         # An idle server should be idle: CPU used in the seconds after it became ready.
         time.sleep(IDLE_SECONDS / 2)
@@ -63,7 +58,7 @@ def one_start(data_dir: Path, tasks: int, extra: list[str]) -> dict[str, float]:
         overflows = server.log_count(OVERFLOW)
         errors = server.health["errors"]
     return {
-        "seconds": ready - started,
+        "seconds": server.ready_at - server.started_at,
         "idle_cpu": idle_cpu,
         "overflows": overflows,
         "errors": errors,
@@ -94,7 +89,7 @@ def measure(data_dir: Path, tasks: int, repeat: int, extra: list[str]) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="starts per configuration")
     parser.add_argument("--log-level", help="passed to tasse serve (default: its own, INFO)")
@@ -135,9 +130,7 @@ def main() -> None:
 
     extra_threads = full["threads"] - empty["threads"]
     extra_fds = full["fds"] - empty["fds"]
-    print()
-    print_table(
-        ["target", "measured", "verdict"],
+    print_targets(
         [
             [
                 f"ready ≤ {TARGET_SECONDS:g} s",
@@ -163,7 +156,7 @@ def main() -> None:
     )
     if not args.keep:
         for data_dir in (empty_dir, full_dir):
-            shutil.rmtree(data_dir.parent, ignore_errors=True)
+            discard(data_dir)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,28 @@
-"""Shared helpers for the benchmarks: task folders, a real `tasse serve`, percentiles, tables.
+"""The benchmarks' harness: task folders, a real `tasse serve`, runs over its API, numbers, tables.
 
 Every benchmark starts the real server as a subprocess on a free port with a fresh data
-folder (so a fresh SQLite store), and talks to it over HTTP, the way a user would.
+folder (so a fresh SQLite store), and talks to it over HTTP, the way a user would. This
+module imports nothing of Tasse: a benchmark that measures Tasse's internals imports them
+itself, so that only the benchmarks follow when a module of Tasse moves.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import os
 import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,17 @@ import httpx
 
 #: the `tasse` console script next to this interpreter (the venv Tasse is installed in)
 TASSE = Path(sys.executable).with_name("tasse")
+#: the repository (bench/..)
+ROOT = Path(__file__).resolve().parent.parent
+#: the statuses a run ends in (the order is the order burst.py lists them in)
+FINAL = ("succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped", "missed")
+#: what watchdog logs when the kernel's inotify queue overflowed (events were lost)
+OVERFLOW = "Inotify queue overflowed; reconciling"
+
+
+def new_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The benchmark's argument parser, described by its docstring's first line."""
+    return argparse.ArgumentParser(description=(doc or "").splitlines()[0])
 
 
 # -- task folders ---------------------------------------------------------------------------
@@ -47,16 +65,28 @@ def fixture_yaml(index: int) -> str:
 
 
 def write_task(
-    tasks_dir: Path, name: str, yaml_text: str, script: str, *, atomic: bool = False
-) -> None:
-    """Create one task folder, either in place (mkdir + write) or built hidden, then renamed."""
+    tasks_dir: Path,
+    name: str,
+    yaml_text: str,
+    script: str,
+    *,
+    requirements: str | None = None,
+    atomic: bool = False,
+) -> Path:
+    """Create a task folder (task.yaml, task.py, maybe requirements.txt); return its path.
+
+    `atomic`: built as a hidden `.tmp-<name>` beside it, then renamed into place.
+    """
     target = tasks_dir / name
     folder = tasks_dir / f".tmp-{name}" if atomic else target
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / "task.yaml").write_text(yaml_text)
     (folder / "task.py").write_text(script)
+    if requirements is not None:
+        (folder / "requirements.txt").write_text(requirements)
     if atomic:
         folder.rename(target)
+    return target
 
 
 def make_tasks(tasks_dir: Path, count: int, prefix: str = "t") -> float:
@@ -70,18 +100,16 @@ def make_tasks(tasks_dir: Path, count: int, prefix: str = "t") -> float:
     return time.perf_counter() - started
 
 
-def fresh_state(data_dir: Path) -> None:
-    """Forget history and logs (a fresh store) but keep the task folders."""
-    shutil.rmtree(data_dir / "logs", ignore_errors=True)
-    for path in data_dir.glob("tasse.db*"):
-        path.unlink()
-
-
 def temp_data_dir(label: str) -> Path:
     """A new data folder with an empty tasks/ inside, under the system temp folder."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"tasse-bench-{label}-")) / "data"
     (data_dir / "tasks").mkdir(parents=True)
     return data_dir
+
+
+def discard(data_dir: Path) -> None:
+    """Remove what `temp_data_dir` made (the data folder and the server log beside it)."""
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
 # -- the server -----------------------------------------------------------------------------
@@ -107,6 +135,8 @@ class Server:
         self.log_path = data_dir.parent / "server.log"
         #: the GET /health answer that made `wait_ready` return
         self.health: dict[str, Any] = {}
+        #: perf_counter times: just before the spawn, and when /health first said ready
+        self.started_at = self.ready_at = float("nan")
 
     def start(self) -> float:
         """Start the server; return the perf_counter time just before it was spawned."""
@@ -114,12 +144,12 @@ class Server:
         argv += ["--http-listen-address", f"127.0.0.1:{self.port}", *self.extra]
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASSE_")}
         with self.log_path.open("ab") as log:
-            started = time.perf_counter()
+            self.started_at = time.perf_counter()
             # cwd: the data dir's parent, so no stray `.env` file changes the settings
             self.process = subprocess.Popen(
                 argv, cwd=self.data_dir.parent, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        return started
+        return self.started_at
 
     def wait_ready(self, tasks: int, timeout: float = 60.0, poll: float = 0.005) -> float:
         """Poll GET /health until it reports `tasks` tasks; return the perf_counter time."""
@@ -135,9 +165,9 @@ class Server:
                     time.sleep(poll)
                     continue
                 if answer.status_code == 200 and answer.json()["tasks"] == tasks:
-                    ready = time.perf_counter()
+                    self.ready_at = time.perf_counter()
                     self.health = answer.json()
-                    return ready
+                    return self.ready_at
                 time.sleep(poll)
         raise TimeoutError(f"server not ready with {tasks} tasks after {timeout} s")
 
@@ -163,10 +193,23 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        """An HTTP client of this server (one persistent connection)."""
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
     def log_count(self, text: str) -> int:
         """How many lines of the server's output contain `text`."""
         with self.log_path.open(errors="replace") as log:
             return sum(text in line for line in log)
+
+
+@contextlib.contextmanager
+def serve(data_dir: Path, tasks: int, *extra: str, timeout: float = 60.0) -> Iterator[Server]:
+    """A started server, ready with `tasks` tasks; stopped at the end of the block."""
+    with Server(data_dir, *extra) as server:
+        server.start()
+        server.wait_ready(tasks, timeout=timeout)
+        yield server
 
 
 def proc_stats(pid: int) -> dict[str, int]:
@@ -186,8 +229,133 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-#: what watchdog logs when the kernel's inotify queue overflowed (events were lost)
-OVERFLOW = "Inotify queue overflowed; reconciling"
+# -- tasks and runs through the API ---------------------------------------------------------
+
+
+def timed_get(client: httpx.Client, path: str) -> tuple[float, httpx.Response]:
+    """Seconds for one GET (sent, answered, body read), and the answer, which must be 200."""
+    started = time.perf_counter()
+    answer = client.get(path)
+    elapsed = time.perf_counter() - started
+    if answer.status_code != 200:
+        raise RuntimeError(f"GET {path}: {answer.status_code} {answer.text[:200]}")
+    return elapsed, answer
+
+
+def task_env(client: httpx.Client, name: str) -> dict[str, Any] | None:
+    """GET /tasks/<name>'s `env`, or None while the task is unknown."""
+    answer = client.get(f"/tasks/{name}")
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    env: dict[str, Any] = answer.json()["env"]
+    return env
+
+
+def wait_env(
+    client: httpx.Client,
+    name: str,
+    until: Sequence[str] = ("ready",),
+    timeout: float = 120,
+    poll: float = 0.05,
+) -> dict[str, Any]:
+    """Poll the task's `env` until its status is one of `until`; that env."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        env = task_env(client, name)
+        if env is not None and env["status"] in until:
+            return env
+        time.sleep(poll)
+    raise TimeoutError(f"the environment of {name} was not {' or '.join(until)} in {timeout} s")
+
+
+def env_python(env: Mapping[str, Any]) -> str:
+    """The interpreter of a task's environment, from its `env` in the API."""
+    return str(Path(env["path"]) / "bin" / "python")
+
+
+def start_run(client: httpx.Client, name: str) -> str:
+    """POST /tasks/<name>/run; the new run's id."""
+    answer = client.post(f"/tasks/{name}/run")
+    answer.raise_for_status()
+    run_id: str = answer.json()["id"]
+    return run_id
+
+
+def wait_run(
+    client: httpx.Client, run_id: str, poll: float = 0.001, timeout: float = 120
+) -> dict[str, Any]:
+    """Poll GET /runs/{id} until the run's status is final; the run."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        run: dict[str, Any] = client.get(f"/runs/{run_id}").json()
+        if run["status"] in FINAL:
+            return run
+        time.sleep(poll)
+    raise TimeoutError(f"run {run_id} not final after {timeout} s")
+
+
+def poll_run(client: httpx.Client, name: str) -> tuple[float, dict[str, Any]]:
+    """Seconds from POST to a final status seen by polling GET /runs/{id} (~every ms)."""
+    started = time.perf_counter()
+    run = wait_run(client, start_run(client, name))
+    return time.perf_counter() - started, run
+
+
+def run_seconds(run: Mapping[str, Any]) -> float:
+    """A run's own recorded duration, started_at → finished_at."""
+    started, finished = (datetime.fromisoformat(run[k]) for k in ("started_at", "finished_at"))
+    return (finished - started).total_seconds()
+
+
+# -- baselines: the same work without Tasse -------------------------------------------------
+
+
+def timed(function: Callable[[], object]) -> float:
+    """Wall seconds of one call."""
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def timings(function: Callable[[], object], count: int) -> list[float]:
+    """Wall seconds of each of `count` calls."""
+    return [timed(function) for _ in range(count)]
+
+
+def task_environ(**extra: str) -> dict[str, str]:
+    """This process's environment as Tasse passes it to a Python task (unbuffered), + extra."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def run_task_py(python: str, folder: Path) -> float:
+    """Wall seconds of `python task.py` in the folder, its output captured."""
+    argv = [python, "task.py"]
+    return timed(lambda: subprocess.run(argv, cwd=folder, capture_output=True, check=True))
+
+
+async def read_task_py(python: str, folder: Path, env: dict[str, str] | None = None) -> None:
+    """Run `python task.py` and read its output to the end, as Tasse does (minus the logs)."""
+    process = await asyncio.create_subprocess_exec(
+        python,
+        "task.py",
+        cwd=folder,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    while await process.stdout.read(65536):
+        pass
+    if await process.wait() != 0:
+        raise RuntimeError(f"{python} task.py failed")
+
+
+def bare_interpreter(samples: int) -> float:
+    """Median wall time of `python -c pass`."""
+    argv = [sys.executable, "-c", "pass"]
+    return statistics.median(timings(lambda: subprocess.run(argv, check=True), samples))
 
 
 # -- numbers and tables ---------------------------------------------------------------------
@@ -228,6 +396,7 @@ def summary_row(label: str, values: Sequence[float], fmt: Callable[[float], str]
 
 
 SUMMARY_HEADERS = ["", "n", "min", "p50", "p95", "p99", "max"]
+TARGET_HEADERS = ["target", "measured", "verdict"]
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -242,6 +411,25 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     print("\n".join(lines), flush=True)
 
 
+def print_summaries(
+    samples: Mapping[str, Sequence[float]], fmt: Callable[[float], str] = ms, corner: str = ""
+) -> None:
+    """A table of `summary_row`s, one per label; `corner` heads the label column."""
+    rows = [summary_row(label, values, fmt) for label, values in samples.items()]
+    print_table([corner, *SUMMARY_HEADERS[1:]], rows)
+
+
+def print_targets(rows: Sequence[Sequence[Any]], headers: Sequence[str] = TARGET_HEADERS) -> None:
+    """After an empty line, the table of targets: what was measured, PASS or MISS."""
+    print()
+    print_table(headers, rows)
+
+
+def verdict(ok: bool) -> str:
+    """PASS or MISS."""
+    return "PASS" if ok else "MISS"
+
+
 def machine_note() -> str:
     """One line about where the numbers come from."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -251,6 +439,7 @@ def machine_note() -> str:
     )
 
 
-def verdict(ok: bool) -> str:
-    """PASS or MISS."""
-    return "PASS" if ok else "MISS"
+def git(*args: str) -> str:
+    """What `git ARGS` prints in the repository, stripped."""
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip()
