@@ -62,9 +62,10 @@ from harness import (
 )
 from sqlalchemy import create_engine, text
 
-from tasse.definitions import TaskDefinition, to_task
-from tasse.scheduler import build_triggers, upcoming
-from tasse.store import RunStore
+from tasse.schedule.triggers import upcoming
+from tasse.store.runs import RunStore
+from tasse.tasks.definitions import TaskDefinition, to_task
+from tasse.tasks.triggers import build_triggers
 
 PG_ADDRESS = "postgresql://postgres@127.0.0.1:5432/test"
 TARGET_NEXT_MS = 5.0

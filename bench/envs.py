@@ -63,14 +63,15 @@ from harness import (
     write_task,
 )
 
-from tasse import discovery
-from tasse.cli_env import cache_for, plan_for
-from tasse.environments import EnvCache, Environment, EnvPlan, Installer, plan, uv_binary
-from tasse.interpreters import own
-from tasse.logs import LogLayout
-from tasse.models import Task
-from tasse.provisioner import Provisioner
+from tasse.cli.env import cache_for, plan_for
+from tasse.envs.environments import EnvCache, Environment
+from tasse.envs.interpreters import own
+from tasse.envs.plans import EnvPlan, Installer, plan, uv_binary
+from tasse.envs.provisioner import Provisioner
 from tasse.settings import Settings
+from tasse.store.log_files import LogLayout
+from tasse.tasks import discovery
+from tasse.tasks.task import Task
 
 BENCH = Path(__file__).resolve().parent
 #: the requirements of the cold-build comparison: three real packages, eight with theirs
@@ -264,8 +265,8 @@ def first_call(data_dir: Path) -> float:
     """Seconds of load + plan + find as the first call in a new interpreter (imports done)."""
     probe = f"""
 import json, time
-from tasse import discovery
-from tasse.cli_env import cache_for, plan_for
+from tasse.tasks import discovery
+from tasse.cli.env import cache_for, plan_for
 from tasse.settings import Settings
 settings = Settings(data_dir={str(data_dir)!r}, _env_file=None)
 started = time.perf_counter()
