@@ -4,7 +4,6 @@ one seam the API and CLI call."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -21,10 +20,12 @@ from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
 from tasse.schedule.scheduler import Scheduler
 from tasse.schedule.triggers import upcoming
 from tasse.settings import Settings
-from tasse.store.fire_times import FireTimes
+from tasse.store.database import Timeouts
+from tasse.store.journal import Journal
 from tasse.store.log_files import LogLayout
 from tasse.store.retention import Retention
 from tasse.store.runs import RunStore
+from tasse.store.writer import RecordWriter
 from tasse.tasks import discovery
 from tasse.tasks.catalog import Catalog
 from tasse.tasks.definitions import shown_command
@@ -49,14 +50,27 @@ class Tasse:
             settings.task_log_backups,
         )
         self.store = RunStore(
-            settings.store_url, settings.store_schema_name, settings.store_table_name
+            settings.store_url,
+            settings.store_schema_name,
+            settings.store_table_name,
+            Timeouts(settings.store_connect_timeout, settings.store_statement_timeout),
+        )
+        self.records = RecordWriter(
+            self.store,
+            Journal(settings.journal_path, settings.journal_max_bytes),
+            deadline=settings.store_statement_timeout,
         )
         self.registry = Registry()
         self.envs = Provisioner(settings, self.layout)
         self.dispatcher = Dispatcher(
-            settings, self.store, self.layout, self.envs, current_task=self._current_task
+            settings,
+            self.store,
+            self.records,
+            self.layout,
+            self.envs,
+            current_task=self._current_task,
         )
-        self.scheduler = Scheduler(self._on_fire, settings.timezone, FireTimes(self.store))
+        self.scheduler = Scheduler(self._on_fire, settings.timezone, self.records.fire_times)
         self.started_at: datetime | None = None
         self.reloader = Reloader(settings, self.rescan)
         self.catalog = Catalog(
@@ -87,7 +101,11 @@ class Tasse:
 
     async def start(self) -> None:
         """Recover from an unclean stop, load every task, then start firing and watching."""
-        interrupted = self.store.interrupt_unfinished(datetime.now(UTC))
+        # What the journal kept (the store was down when the last server stopped) first:
+        # a run it holds as ended must not be taken for one left unfinished.
+        await asyncio.to_thread(self.records.replay)
+        self.records.start()
+        interrupted = await asyncio.to_thread(self.store.interrupt_unfinished, datetime.now(UTC))
         if interrupted:
             logger.warning(
                 "%d run(s) were unfinished when the server last stopped: recorded as interrupted",
@@ -95,7 +113,7 @@ class Tasse:
             )
             # A server killed outright leaves its runs' processes behind: stop them.
             await asyncio.to_thread(stop_leftovers, interrupted)
-            self.dispatcher.last_runs = self.store.latest_by_task()
+            self.dispatcher.last_runs = await asyncio.to_thread(self.store.latest_by_task)
         self.settings.tasks_dir.mkdir(parents=True, exist_ok=True)
         # The first load creates hundreds of thousands of long-lived objects with
         # thousands of tasks; collecting while they are built only costs time, and
@@ -141,6 +159,9 @@ class Tasse:
         await self.envs.stop()
         self._unwatch_children()
         await self.retention.stop()
+        # Every outcome and fire time is handed over by now; what the store cannot take
+        # in time stays in the journal for the next start.
+        await asyncio.to_thread(self.records.stop, self.settings.store_statement_timeout + 5)
         self.store.close()
 
     # -- discovery ---------------------------------------------------------------------------
@@ -275,47 +296,76 @@ class Tasse:
         """Start a manual run of a task now."""
         return self.dispatcher.run_now(self.registry.resolve(self._runnable(name)), request)
 
-    def get_run(self, run_id: str) -> Run:
-        """One run, live state first."""
-        run = self.dispatcher.lookup(run_id) or self.store.get(run_id)
+    async def get_run(self, run_id: str) -> Run:
+        """One run: live state first, then what waits for the store, then the store."""
+        run = self.dispatcher.lookup(run_id) or self.records.pending_run(run_id)
+        if run is None:
+            run = await self.store.off_loop(lambda: self.store.get(run_id))
         if run is None:
             raise RunNotFoundError(run_id)
         return run
 
-    def list_runs(
+    async def list_runs(
         self, name: str, limit: int, status: str | None = None, before: str | None = None
     ) -> list[Run]:
-        """A task's runs, newest first (older than run `before`, when given)."""
+        """A task's runs, newest first (older than run `before`, when given).
+
+        Runs the store does not have yet (the writer's, the journal's) are listed too.
+        """
         if name not in self.registry.entries and name not in self.dispatcher.last_runs:
             raise TaskNotFoundError(name)
-        return self.store.for_task(name, limit, status, before)
+        stored = await self.store.off_loop(lambda: self.store.for_task(name, limit, status, before))
+        pending = [
+            run
+            for run in self.records.pending_runs_of(name)
+            if (status is None or run.status.value == status)
+            and (before is None or run.id < before)
+        ]
+        if not pending:
+            return stored
+        newest = {run.id: run for run in stored} | {run.id: run for run in pending}
+        return sorted(newest.values(), key=lambda run: run.id, reverse=True)[:limit]
 
     async def cancel_run(self, run_id: str) -> Run:
         """Stop a live run."""
         return await self.dispatcher.cancel(run_id)
 
-    def read_log(self, run_id: str) -> bytes:
+    async def read_log(self, run_id: str) -> bytes:
         """A run's whole output so far."""
-        run = self.get_run(run_id)
+        run = await self.get_run(run_id)
         try:
             return self.layout.run_log(run.task, run.id).read_bytes()
         except FileNotFoundError:  # a skipped or missed run has no output
             return b""
 
-    def follow_log(self, run_id: str, live: bool = True) -> AsyncIterator[bytes]:
+    async def follow_log(self, run_id: str, live: bool = True) -> AsyncIterator[bytes]:
         """A run's output so far, in chunks; with `live`, then new output until the run ends."""
-        run = self.get_run(run_id)
+        run = await self.get_run(run_id)
         active = self.dispatcher.active(run_id) if live else None
         return follow(self.layout.run_log(run.task, run.id), active.writer if active else None)
 
     def health(self) -> dict[str, object]:
-        """Liveness and readiness in one answer."""
-        with contextlib.suppress(Exception):
-            self.store.get("-")  # a query proves the store answers
-            return {
-                "status": "ok",
-                "tasks": len(self.registry.entries),
-                "errors": len(self.registry.errors()),
-                "started_at": self.started_at,
-            }
-        return {"status": "degraded", "detail": "the run store does not answer"}
+        """Liveness and readiness in one answer, from memory: it never waits on the store."""
+        state = self.records.state
+        pending = self.records.pending_count
+        answer: dict[str, object] = {
+            "status": "ok" if state.writable else "degraded",
+            "tasks": len(self.registry.entries),
+            "errors": len(self.registry.errors()),
+            "started_at": self.started_at,
+            "store": {
+                "address": self.store.shown_address,
+                "writable": state.writable,
+                "problem": state.problem,
+                "failing_since": state.failing_since,
+                "last_write_at": state.last_write_at,
+            },
+            "pending_records": pending,
+            "journaled_records": self.records.journaled,
+        }
+        if not state.writable:
+            answer["detail"] = (
+                f"the job store {self.store.shown_address} cannot be written ({state.problem});"
+                f" {pending} record(s) wait in the journal"
+            )
+        return answer

@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     store_table_name: Annotated[str, AfterValidator(check_table_name)] = Field(
         "tasse", validation_alias=AliasChoices("TASSE_STORE_TABLE_NAME", "ST_STORE_TABLE_NAME")
     )
+    #: seconds to open a store connection; a store that takes longer counts as down
+    store_connect_timeout: float = Field(5.0, gt=0, le=600)
+    #: seconds a store statement (or a write's deadline) may take before it counts as failed
+    store_statement_timeout: float = Field(10.0, gt=0, le=3600)
+    #: records the store could not take are kept in `<data_dir>/journal/` up to this size
+    journal_max_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024)
+    #: `/health` is 503 while the event loop lags more than this many seconds
+    health_max_lag: float = Field(1.0, gt=0)
     log_level: str = "INFO"
     #: zone for schedules that name none
     timezone: Annotated[str, AfterValidator(check_timezone)] = "UTC"
@@ -141,6 +149,11 @@ class Settings(BaseSettings):
     def venvs_dir(self) -> Path:
         """Where task environments are built."""
         return self.data_dir / "venvs"
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal of records waiting for the store."""
+        return self.data_dir / "journal" / "records.jsonl"
 
     @property
     def store_url(self) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tasse.models import Run
 from tasse.service import Tasse
 from tasse.settings import Settings
 from tests.http.test_api import Server
@@ -97,3 +100,15 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             code, output = server.stop()
             assert code == 0, output
         server.http.close()
+
+
+async def history(tasse: Tasse, task: str, **query: Any) -> list[Run]:
+    """The task's runs as the store has them, once the writer has written what it holds."""
+    assert await asyncio.to_thread(tasse.records.wait_written, 10), "the writer fell behind"
+    return tasse.store.for_task(task, **query)
+
+
+async def stored(tasse: Tasse, run_id: str) -> Run | None:
+    """One run as the store has it, once the writer has written what it holds."""
+    assert await asyncio.to_thread(tasse.records.wait_written, 10), "the writer fell behind"
+    return tasse.store.get(run_id)

@@ -16,10 +16,10 @@ async def test_manual_run_succeeds_and_writes_its_log(make_task: MakeTask, setti
     try:
         run = tasse.run_now("hello", RunRequest())
         for _ in range(100):
-            if tasse.get_run(run.id).status.is_final:
+            if (await tasse.get_run(run.id)).status.is_final:
                 break
             await asyncio.sleep(0.05)
-        assert tasse.get_run(run.id).status is RunStatus.succeeded
-        assert tasse.read_log(run.id) == b"hello\n"
+        assert (await tasse.get_run(run.id)).status is RunStatus.succeeded
+        assert (await tasse.read_log(run.id)) == b"hello\n"
     finally:
         await tasse.stop()

@@ -17,6 +17,7 @@ from fastapi import (
     Request,
     Response,
 )
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tasse.errors import TaskConfigError
@@ -65,11 +66,10 @@ router = APIRouter()
 
 @router.get("/health")
 async def health(tasse: TasseDep) -> JSONResponse:
-    """Liveness and readiness: 200 when the store answers, 503 when it does not."""
+    """Liveness and readiness: 200 while the store takes writes, 503 (with why) otherwise."""
     state = tasse.health()
     return JSONResponse(
-        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in state.items()},
-        status_code=200 if state["status"] == "ok" else 503,
+        jsonable_encoder(state), status_code=200 if state["status"] == "ok" else 503
     )
 
 
@@ -160,20 +160,21 @@ async def task_runs(
     ] = None,
 ) -> list[Run]:
     """The task's run history, newest first; page on with `before` = the last id seen."""
-    return tasse.list_runs(name, limit, status.value if status else None, before)
+    runs = await tasse.list_runs(name, limit, status.value if status else None, before)
+    return runs
 
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
     """One run."""
-    return tasse.get_run(run_id)
+    return await tasse.get_run(run_id)
 
 
 @router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
 async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> StreamingResponse:
     """The run's output (streamed from its file); with `follow=true` until the run ends."""
     return StreamingResponse(
-        tasse.follow_log(run_id, live=follow), media_type="text/plain; charset=utf-8"
+        await tasse.follow_log(run_id, live=follow), media_type="text/plain; charset=utf-8"
     )
 
 

@@ -21,6 +21,7 @@ from tasse.runs.policies import Policy, decide_fires, policy_of, retry_delay
 from tasse.settings import Settings
 from tasse.store.log_files import LogLayout
 from tasse.store.runs import RunStore
+from tasse.store.writer import RecordWriter
 from tasse.tasks.task import Task
 
 logger = logging.getLogger(__name__)
@@ -40,17 +41,19 @@ class Dispatcher:
         self,
         settings: Settings,
         store: RunStore,
+        records: RecordWriter,
         layout: LogLayout,
         provisioner: Provisioner,
         current_task: Callable[[str], Task | None] = lambda name: None,
     ):
         self._settings = settings
         self._store = store
+        self._records = records
         self._layout = layout
         self._envs = provisioner
         #: the task as it is now, for a retry (None: it is gone or broken, so no retry)
         self._current_task = current_task
-        self._executor = Executor(store, provisioner, settings.max_concurrent_runs, self._ended)
+        self._executor = Executor(records, provisioner, settings.max_concurrent_runs, self._ended)
         self._active: dict[str, ActiveRun] = {}
         self._places: Places[ActiveRun] = Places()
         self._recent: OrderedDict[str, Run] = OrderedDict()
@@ -164,10 +167,12 @@ class Dispatcher:
         """Stop a live run and wait until it has ended (at most its kill grace and 5 s)."""
         active = self._active.get(run_id)
         if active is None:
-            stored = self._store.get(run_id)
-            if stored is None:
+            known = self.lookup(run_id) or self._records.pending_run(run_id)
+            if known is None:
+                known = await self._store.off_loop(lambda: self._store.get(run_id))
+            if known is None:
                 raise RunNotFoundError(run_id)
-            raise RunFinishedError(run_id, stored.status.value)
+            raise RunFinishedError(run_id, known.status.value)
         active.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(active.done.wait(), active.policy.kill_grace + STOP_MARGIN)
@@ -272,7 +277,7 @@ class Dispatcher:
         logger.info("task %s: run %s is retried as %s in %g s", run.task, run.id, retry_id, delay)
 
     def _record(self, runs: Sequence[Run]) -> None:
-        self._store.add(*runs)
+        self._records.put_runs(runs)
         for run in runs:
             self.last_runs[run.task] = run
             assert run.scheduled_at is not None

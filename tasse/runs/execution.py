@@ -17,7 +17,7 @@ from tasse.runs.logs import RunLogWriter
 from tasse.runs.policies import Policy
 from tasse.runs.runner import Outcome, RunProcess, command_line
 from tasse.runs.slots import RunSlots
-from tasse.store.runs import RunStore
+from tasse.store.writer import RecordWriter
 from tasse.tasks.task import Task
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ class ActiveRun:
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     #: why it was stopped, when another run replaced it
     stop_reason: str | None = None
-    #: whether the store has its row yet
-    recorded: bool = False
     #: whether it holds one of the `--max-concurrent-runs` slots
     holds_slot: bool = False
 
@@ -80,12 +78,12 @@ class Executor:
 
     def __init__(
         self,
-        store: RunStore,
+        records: RecordWriter,
         provisioner: Provisioner,
         max_concurrent_runs: int,
         on_end: Callable[[ActiveRun], None],
     ):
-        self._store = store
+        self._records = records
         self._envs = provisioner
         self._slots = RunSlots(max_concurrent_runs) if max_concurrent_runs else None
         self._on_end = on_end
@@ -115,10 +113,7 @@ class Executor:
             outcome = Outcome(outcome.status, outcome.exit_code, active.stop_reason)
         run.status, run.exit_code, run.error = outcome.status, outcome.exit_code, outcome.error
         run.finished_at = datetime.now(UTC)
-        try:
-            (self._store.update if active.recorded else self._store.add)(run)
-        except Exception:
-            logger.exception("run %s of task %s: its outcome could not be stored", run.id, run.task)
+        self._records.put_runs([run])
         self._end(active)
 
     async def _carry_out(
@@ -181,16 +176,8 @@ class Executor:
             active.holds_slot = True
 
     def record_start(self, active: ActiveRun) -> None:
-        """Write the run's row as it is now (queued or running); a failure is only logged."""
-        try:
-            if active.recorded:
-                self._store.update(active.run)
-            else:
-                self._store.add(active.run)
-                active.recorded = True
-        except Exception:  # the run goes on; its row is written when it ends
-            run = active.run
-            logger.exception("run %s of task %s: its start could not be stored", run.id, run.task)
+        """Record the run as it is now (queued or running), off the loop."""
+        self._records.put_runs([active.run])
 
     def _process(self, active: ActiveRun, environment: Environment | None) -> RunProcess:
         task = active.task

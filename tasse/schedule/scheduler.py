@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from tasse.schedule.triggers import RebootTrigger, Trigger, fingerprint
-from tasse.store.fire_times import FireTime, FireTimes
+from tasse.store.fire_times import FireTime, FireTimeStore
 
 #: called with the task name and the fire times that came due (normally one)
 FireCallback = Callable[[str, list[datetime]], None]
@@ -58,7 +58,9 @@ def _never_called() -> None:
 class Scheduler:
     """Keeps one APScheduler job per schedule of each task, inside the running event loop."""
 
-    def __init__(self, on_fire: FireCallback, timezone: str, fire_times: FireTimes | None = None):
+    def __init__(
+        self, on_fire: FireCallback, timezone: str, fire_times: FireTimeStore | None = None
+    ):
         self._jobs: dict[str, list[str]] = {}
         self._fire_times = fire_times
         #: fire times stored by the last run of the server, until each job is scheduled

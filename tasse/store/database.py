@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value else None
 
 
-def make_engine(address: str) -> Engine:
+@dataclass(frozen=True)
+class Timeouts:
+    """How long the store may take: a hung database costs a timeout, not the server."""
+
+    #: seconds to open a connection (or get one from the pool)
+    connect: float = 5.0
+    #: seconds one statement may run (or wait for a lock) before the database stops it
+    statement: float = 10.0
+
+
+#: what a store gets when its owner sets none
+DEFAULT_TIMEOUTS = Timeouts()
+
+
+def make_engine(address: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
     """An engine for a store address; `memory://` is a private in-process SQLite database."""
     if address in ("memory://", "memory:"):
         return create_engine(
@@ -49,20 +66,62 @@ def make_engine(address: str) -> Engine:
     url = make_url(address)
     if url.drivername in _DRIVERS:
         url = url.set(drivername=_DRIVERS[url.drivername])
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    backend = url.get_backend_name()
+    if backend != "sqlite":
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_timeout=timeouts.connect,
+            connect_args=_server_timeouts(backend, timeouts),
+        )
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _tune_sqlite)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": timeouts.statement}
+    )
+    event.listen(engine, "connect", functools.partial(_tune_sqlite, timeouts=timeouts))
     return engine
 
 
-def _tune_sqlite(connection: Any, _record: Any) -> None:
+def _server_timeouts(backend: str, timeouts: Timeouts) -> dict[str, Any]:
+    milliseconds = int(timeouts.statement * 1000)
+    if backend == "postgresql":
+        # Enforced by the server; a server that does not answer at all (paused, cut off)
+        # is the writer's deadline's to notice (store/writer.py).
+        return {
+            "connect_timeout": max(1, math.ceil(timeouts.connect)),
+            "options": f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}",
+        }
+    if backend in ("mysql", "mariadb"):
+        # PyMySQL's read and write timeouts are the client's own: they hold when the
+        # server does not answer at all.
+        return {
+            "connect_timeout": max(1, math.ceil(timeouts.connect)),
+            "read_timeout": timeouts.statement,
+            "write_timeout": timeouts.statement,
+        }
+    return {}
+
+
+def shown_address(address: str) -> str:
+    """A store address fit for messages and logs: the password masked."""
+    try:
+        return make_url(address).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show only its scheme
+        return address.partition(":")[0] + "://…"
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (a driver's message can run to a page), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _tune_sqlite(connection: Any, _record: Any, timeouts: Timeouts) -> None:
     # WAL lets the API read while a run is recorded; NORMAL syncs at checkpoints only,
     # which keeps a commit well under a millisecond and still survives a process crash.
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={int(timeouts.statement * 1000)}")
     cursor.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import Column, Connection, MetaData, String, Table, delete, select
 
@@ -19,6 +20,19 @@ from tasse.store.runs import RunStore
 FireTime = tuple[str, datetime | None]
 #: rows per DELETE … IN (…), well under every database's limit on parameters
 _CHUNK = 500
+
+
+class FireTimeStore(Protocol):
+    """Where the scheduler keeps next fire times: the table, or the writer in front of it."""
+
+    def load(self) -> dict[str, FireTime]:
+        """Every stored fire time, by job id."""
+
+    def save(self, times: Mapping[str, FireTime]) -> None:
+        """Replace these jobs' fire times."""
+
+    def forget(self, job_ids: Iterable[str]) -> None:
+        """Drop these jobs' rows."""
 
 
 class FireTimes:

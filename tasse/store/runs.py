@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -27,9 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from tasse.errors import StoreUnusableError
+from tasse.errors import StoreUnavailableError, StoreUnusableError
 from tasse.models import Run, RunStatus, run_id_prefix
-from tasse.store.database import make_engine
+from tasse.store.database import DEFAULT_TIMEOUTS, Timeouts, first_line, make_engine, shown_address
+from tasse.store.deadline import DeadlineError, await_with_deadline
 from tasse.store.migrations import StoreNames, migrate
 from tasse.store.tables import (
     MAX_NAME_LENGTH,
@@ -40,19 +41,29 @@ from tasse.store.tables import (
     run_of,
     stored_task,
     tables,
+    upsert,
 )
 
 #: runs deleted per transaction when history is pruned, so writers never wait long
 PRUNE_BATCH = 1000
 _UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
+T = TypeVar("T")
 
 
 class RunStore:
     """Records runs, answers questions about their history, and keeps defined tasks."""
 
-    def __init__(self, address: str, schema: str | None = None, table_name: str = "tasse"):
+    def __init__(
+        self,
+        address: str,
+        schema: str | None = None,
+        table_name: str = "tasse",
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    ):
         self.names = StoreNames(table_name, schema)
-        self.engine = make_engine(address)
+        self.address = address
+        self.timeouts = timeouts
+        self.engine = make_engine(address, timeouts)
         if self.names.schema and self.engine.dialect.name == "sqlite":
             raise ValueError(
                 f"store schema name {self.names.schema!r} cannot be used with SQLite, which has no"
@@ -66,6 +77,7 @@ class RunStore:
             .where(self._runs.c.id == bindparam("run_id"))
             .values({name: bindparam(name) for name in RUN_COLUMNS if name != "id"})
         )
+        self._put_runs = upsert(self._runs, "id", self.engine.dialect.name)
         self._get_run = select(self._runs).where(self._runs.c.id == bindparam("run_id"))
         self._get_task = select(self._tasks).where(self._tasks.c.name == bindparam("task"))
         tasks = self._tasks.c
@@ -90,6 +102,18 @@ class RunStore:
         """Release the database connections."""
         self.engine.dispose()
 
+    async def off_loop(self, function: Callable[[], T], what: str = "a store query") -> T:
+        """Run `function` (calls of this store) off the event loop, within the timeouts.
+
+        Raises StoreUnavailableError, naming the store without its password, when the
+        store fails or does not answer in time.
+        """
+        seconds = self.timeouts.connect + self.timeouts.statement
+        try:
+            return await await_with_deadline(function, seconds, what)
+        except (SQLAlchemyError, DeadlineError, OSError) as error:
+            raise StoreUnavailableError(self.shown_address, first_line(error)) from None
+
     def add(self, *runs: Run) -> None:
         """Record new runs, in one transaction (a restart may record a hundred missed fires)."""
         if runs:
@@ -102,6 +126,29 @@ class RunStore:
         values["run_id"] = values.pop("id")
         with self.engine.begin() as connection:
             connection.execute(self._update_run, values)
+
+    def put(self, runs: Sequence[Run]) -> None:
+        """Write runs as they are now, new or known, in one transaction.
+
+        Idempotent: writing the same runs again (a retry after a timeout whose first
+        attempt did land) changes nothing.
+        """
+        if not runs:
+            return
+        rows = [row_of(run) for run in runs]
+        with self.engine.begin() as connection:
+            if self._put_runs is not None:
+                connection.execute(self._put_runs, rows)
+                return
+            for row in rows:  # a dialect without an upsert: update, else insert
+                changed = connection.execute(self._update_run, {**row, "run_id": row["id"]})
+                if changed.rowcount == 0:
+                    connection.execute(self._insert_run, row)
+
+    @property
+    def shown_address(self) -> str:
+        """The store's address as messages may show it (no password)."""
+        return shown_address(self.address)
 
     def get(self, run_id: str) -> Run | None:
         """One run by id."""
@@ -273,7 +320,7 @@ def check_store(address: str, schema: str | None = None, table_name: str = "tass
     try:
         RunStore(address, schema, table_name).close()
     except (SQLAlchemyError, ValueError, OSError) as error:
-        raise StoreUnusableError(address, str(error).splitlines()[0]) from None
+        raise StoreUnusableError(shown_address(address), first_line(error)) from None
 
 
 @contextmanager

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, MetaData, Row, String, Table, Text
+from sqlalchemy import JSON, Column, Executable, Integer, MetaData, Row, String, Table, Text
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from tasse.models import Run
 from tasse.store.database import UTCDateTime
@@ -83,3 +84,20 @@ def run_of(mapping: Any) -> Run:
 def stored_task(row: Row[Any]) -> StoredTask:
     """A defined task from a row of the tasks table."""
     return StoredTask(row.name, row.source, row.definition, row.created_at, row.updated_at)
+
+
+def upsert(table: Table, key: str, dialect: str) -> Executable | None:
+    """INSERT … that updates the row with the same `key` instead, where the dialect can say so."""
+    values = [column.name for column in table.columns if column.name != key]
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        excluded = insert.excluded
+        return insert.on_conflict_do_update(
+            index_elements=[key], set_={name: excluded[name] for name in values}
+        )
+    if dialect in ("mysql", "mariadb"):
+        mysql_insert = mysql.insert(table)
+        return mysql_insert.on_duplicate_key_update(
+            {name: mysql_insert.inserted[name] for name in values}
+        )
+    return None

@@ -190,4 +190,4 @@ async def test_a_symlink_inside_the_data_directory_is_followed(
     task = await add_task(tasse, make_task, "linked", script=None)
     run = await wait_final(tasse, tasse.run_now(task.name, RunRequest()).id)
     assert run.status is RunStatus.succeeded
-    assert tasse.read_log(run.id) == b"shared code\n"
+    assert (await tasse.read_log(run.id)) == b"shared code\n"

@@ -10,7 +10,7 @@ from tasse.models import Run, RunRequest, RunStatus
 from tasse.runs.slots import RunSlots
 from tasse.service import Tasse
 from tasse.settings import Settings
-from tests.conftest import MakeTask
+from tests.conftest import MakeTask, history
 from tests.runs.test_runner import add_task, wait_final
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +31,7 @@ async def test_runs_beyond_the_limit_wait_queued_and_all_finish(
     runs = [tasse.run_now(f"slow{index}", RunRequest()) for index in range(5)]
     await asyncio.sleep(0.2)
 
-    states = [tasse.get_run(run.id).status for run in runs]
+    states = [(await tasse.get_run(run.id)).status for run in runs]
     assert states.count(RunStatus.running) == 2, states
     assert states.count(RunStatus.queued) == 3, states
 
@@ -51,7 +51,7 @@ async def test_a_queued_run_can_be_cancelled_and_frees_nothing_it_did_not_hold(
         await add_task(tasse, make_task, f"slow{index}", script=SLOW)
     runs = [tasse.run_now(f"slow{index}", RunRequest()) for index in range(3)]
     await asyncio.sleep(0.2)
-    assert tasse.get_run(runs[2].id).status is RunStatus.queued
+    assert (await tasse.get_run(runs[2].id)).status is RunStatus.queued
 
     cancelled = await tasse.cancel_run(runs[2].id)
     assert cancelled.status is RunStatus.cancelled
@@ -60,7 +60,7 @@ async def test_a_queued_run_can_be_cancelled_and_frees_nothing_it_did_not_hold(
     # The two slots are whole again: two new runs start at once.
     again = [tasse.run_now(f"slow{index}", RunRequest()) for index in range(2)]
     await asyncio.sleep(0.2)
-    assert [tasse.get_run(run.id).status for run in again] == [RunStatus.running] * 2
+    assert [(await tasse.get_run(run.id)).status for run in again] == [RunStatus.running] * 2
     for run in again:
         await wait_final(tasse, run.id)
 
@@ -75,7 +75,7 @@ async def test_the_answer_says_queued_when_no_slot_is_free(
     answers = [tasse.run_now(f"slow{index}", RunRequest()) for index in range(3)]
     assert [run.status for run in answers] == [RunStatus.running] * 2 + [RunStatus.queued]
     assert answers[2].started_at is None
-    [stored] = [run for run in tasse.store.for_task("slow2") if run.id == answers[2].id]
+    [stored] = [run for run in (await history(tasse, "slow2")) if run.id == answers[2].id]
     assert stored.status is RunStatus.queued  # listed before it starts
     started = await wait_final(tasse, answers[2].id, timeout=15)
     ends = [run.finished_at for run in await _finals(tasse, answers[:2]) if run.finished_at]

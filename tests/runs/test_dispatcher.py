@@ -16,7 +16,7 @@ from tasse.service import Tasse
 from tasse.settings import Settings
 from tasse.store.runs import RunStore
 from tasse.tasks.task import Task
-from tests.conftest import MakeTask
+from tests.conftest import MakeTask, history, stored
 from tests.runs.test_runner import (
     KILL_GRACE,
     SLACK,
@@ -45,7 +45,7 @@ async def start_long_run(tasse: Tasse, make_task: MakeTask, name: str = "long") 
 async def wait_runs(tasse: Tasse, name: str, count: int, timeout: float = 10) -> list[Run]:
     """Poll the history until the task has `count` recorded runs; return them, newest first."""
     deadline = time.monotonic() + timeout
-    while len(runs := tasse.store.for_task(name)) < count:
+    while len(runs := (await history(tasse, name))) < count:
         assert time.monotonic() < deadline, f"{name} has {len(runs)} runs after {timeout} s"
         await asyncio.sleep(0.02)
     return runs
@@ -61,13 +61,13 @@ async def test_a_fire_while_the_task_runs_is_recorded_as_skipped(
     due = datetime.now(UTC)
     tasse.dispatcher.fire(task, [due])
 
-    skipped = tasse.store.for_task("long", status=RunStatus.skipped)
+    skipped = await history(tasse, "long", status=RunStatus.skipped)
     assert len(skipped) == 1
     assert skipped[0].trigger is RunTrigger.schedule
     assert skipped[0].scheduled_at == due
     assert skipped[0].error is not None
     assert running.id in skipped[0].error
-    assert tasse.get_run(running.id).status is RunStatus.running
+    assert (await tasse.get_run(running.id)).status is RunStatus.running
 
 
 async def test_a_fire_beyond_the_grace_time_is_recorded_as_missed(
@@ -78,7 +78,7 @@ async def test_a_fire_beyond_the_grace_time_is_recorded_as_missed(
     tasse.dispatcher.started_at = due - timedelta(seconds=1)  # it was up, but busy
     tasse.dispatcher.fire(task, [due])
 
-    [missed] = tasse.store.for_task("late")
+    [missed] = await history(tasse, "late")
     assert missed.status is RunStatus.missed
     assert missed.scheduled_at == due
     assert missed.error is not None
@@ -104,7 +104,7 @@ async def test_of_several_due_times_the_latest_runs_and_the_rest_are_coalesced(
     ran = await wait_final(tasse, ran.id)
     assert ran.status is RunStatus.succeeded
     assert ran.scheduled_at == latest
-    trigger, scheduled_at = tasse.read_log(ran.id).decode().split()
+    trigger, scheduled_at = (await tasse.read_log(ran.id)).decode().split()
     assert trigger == "schedule"
     assert datetime.fromisoformat(scheduled_at) == latest
 
@@ -113,7 +113,7 @@ async def test_a_manual_run_while_running_is_refused(tasse: Tasse, make_task: Ma
     _, running = await start_long_run(tasse, make_task)
     with pytest.raises(TaskBusyError, match=running.id):
         tasse.run_now("long", RunRequest())
-    assert [run.id for run in tasse.store.for_task("long")] == [running.id]
+    assert [run.id for run in (await history(tasse, "long"))] == [running.id]
 
 
 async def test_an_interval_task_runs_on_its_own(tasse: Tasse, make_task: MakeTask) -> None:
@@ -125,7 +125,7 @@ async def test_an_interval_task_runs_on_its_own(tasse: Tasse, make_task: MakeTas
     run = await wait_final(tasse, first.id)
     assert run.status is RunStatus.succeeded
     assert run.trigger is RunTrigger.schedule
-    assert tasse.read_log(run.id).startswith(b"schedule ")
+    assert (await tasse.read_log(run.id)).startswith(b"schedule ")
 
 
 # -- stopping and restarting ---------------------------------------------------------------------
@@ -138,7 +138,7 @@ async def test_stopping_the_server_cancels_a_live_run(
     await service.start()
     try:
         _, running = await start_long_run(service, make_task)
-        pid = int(service.read_log(running.id))
+        pid = int(await service.read_log(running.id))
     finally:
         began = time.monotonic()
         await service.stop()
@@ -182,12 +182,12 @@ async def test_a_run_left_running_by_an_unclean_stop_is_interrupted(
     service = Tasse(settings)
     await service.start()
     try:
-        run = service.get_run(left.id)
+        run = await service.get_run(left.id)
         assert run.status is RunStatus.interrupted
         assert run.finished_at is not None
         assert run.error is not None
         assert "stopped" in run.error
-        assert [r.status for r in service.list_runs("nightly", 10)] == [RunStatus.interrupted]
+        assert [r.status for r in await service.list_runs("nightly", 10)] == [RunStatus.interrupted]
         # the task itself shows it too, not the stale `running` read before recovery
         last_run = service.get_task("nightly").last_run
         assert last_run is not None
@@ -213,7 +213,7 @@ async def test_a_run_that_cannot_write_its_log_fails_clearly_and_frees_the_task(
     assert run.status is RunStatus.failed
     assert run.error is not None
     assert "could not carry out" in run.error
-    assert tasse.store.get(run.id) == run
+    assert (await stored(tasse, run.id)) == run
     logs.unlink()
     again = await wait_final(tasse, tasse.run_now("hello", RunRequest()).id)
     assert again.status is RunStatus.succeeded

@@ -22,7 +22,7 @@ from tasse.settings import Settings
 from tasse.tasks import discovery
 from tasse.tasks.task import TaskSpec
 from tasse.tasks.triggers import build_triggers
-from tests.conftest import MakeTask
+from tests.conftest import MakeTask, history
 from tests.runs.test_dispatcher import wait_runs
 from tests.runs.test_runner import add_task, wait_final
 
@@ -215,7 +215,7 @@ async def settled(tasse: Tasse, name: str, count: int) -> list[Run]:
     """Wait until the task has `count` runs, all final; oldest first."""
     deadline = time.monotonic() + 15
     while True:
-        runs = tasse.store.for_task(name)
+        runs = await history(tasse, name)
         if len(runs) >= count and all(run.status.is_final for run in runs):
             return runs[::-1]
         assert time.monotonic() < deadline, runs
@@ -243,7 +243,7 @@ async def test_queue_runs_every_manual_request_in_turn(tasse: Tasse, make_task: 
     runs = [tasse.run_now("turns", RunRequest()) for _ in range(3)]
     # (the first may wait for the shared bare environment to be built: queued too)
     assert [run.status for run in runs[1:]] == [RunStatus.queued] * 2
-    listed = {r.id: r.status for r in tasse.store.for_task("turns")}
+    listed = {r.id: r.status for r in (await history(tasse, "turns"))}
     assert listed[runs[1].id] == listed[runs[2].id] == RunStatus.queued
     finished = [await wait_final(tasse, run.id, timeout=15) for run in runs]
     assert all(run.status is RunStatus.succeeded for run in finished)
@@ -281,7 +281,7 @@ async def test_replace_stops_the_running_one_for_the_new_fire(
     assert old.status is RunStatus.cancelled
     assert old.error == f"replaced by run {new.id}"
     await asyncio.sleep(0.3)
-    assert tasse.get_run(new.id).status is RunStatus.running
+    assert (await tasse.get_run(new.id)).status is RunStatus.running
     await tasse.cancel_run(new.id)
 
 
@@ -300,7 +300,7 @@ async def test_a_failed_run_is_retried_with_attempt_numbers_until_it_succeeds(
         (3, RunTrigger.retry, RunStatus.succeeded),
     ]
     assert runs[0].id == first.id
-    assert tasse.read_log(runs[2].id) == b"attempt 3 retry\n"
+    assert (await tasse.read_log(runs[2].id)) == b"attempt 3 retry\n"
     # backoff: 0.2 s, then 0.4 s
     gaps = [
         (later.started_at - earlier.finished_at).total_seconds()
@@ -310,7 +310,7 @@ async def test_a_failed_run_is_retried_with_attempt_numbers_until_it_succeeds(
     assert gaps[0] >= 0.2
     assert gaps[1] >= 0.4
     await asyncio.sleep(0.5)
-    assert len(tasse.store.for_task("flaky")) == 3  # no retry after the success
+    assert len(await history(tasse, "flaky")) == 3  # no retry after the success
 
 
 async def test_retries_stop_when_they_are_used_up(tasse: Tasse, make_task: MakeTask) -> None:
@@ -323,7 +323,7 @@ async def test_retries_stop_when_they_are_used_up(tasse: Tasse, make_task: MakeT
         (n, RunStatus.failed, 3) for n in (1, 2, 3)
     ]
     await asyncio.sleep(0.3)
-    assert len(tasse.store.for_task("broken")) == 3
+    assert len(await history(tasse, "broken")) == 3
 
 
 async def test_a_waiting_retry_is_listed_and_can_be_cancelled(
@@ -348,7 +348,7 @@ async def test_a_waiting_retry_is_listed_and_can_be_cancelled(
     cancelled = await tasse.cancel_run(waiting.id)
     assert cancelled.status is RunStatus.cancelled
     await asyncio.sleep(0.2)
-    assert len(tasse.store.for_task("later")) == 2
+    assert len(await history(tasse, "later")) == 2
 
 
 async def test_a_cancelled_run_is_not_retried(tasse: Tasse, make_task: MakeTask) -> None:
@@ -358,7 +358,7 @@ async def test_a_cancelled_run_is_not_retried(tasse: Tasse, make_task: MakeTask)
     await asyncio.sleep(0.3)
     await tasse.cancel_run(run.id)
     await asyncio.sleep(0.3)
-    assert [r.status for r in tasse.store.for_task("stopped")] == [RunStatus.cancelled]
+    assert [r.status for r in (await history(tasse, "stopped"))] == [RunStatus.cancelled]
 
 
 async def test_a_timed_out_run_is_retried(tasse: Tasse, make_task: MakeTask) -> None:
@@ -392,7 +392,7 @@ async def test_the_tasks_kill_grace_decides_when_sigkill_follows(
     took = time.monotonic() - started
     assert settings.kill_grace == 1.0
     assert 2.8 <= took < 6, took  # the task's 3 s, not the server's 1 s
-    assert tasse.get_run(run.id).status is RunStatus.cancelled
+    assert (await tasse.get_run(run.id)).status is RunStatus.cancelled
 
 
 # -- catch-up, with real runs ----------------------------------------------------------------
@@ -419,7 +419,7 @@ async def test_catchup_none_records_every_fire_missed_while_down(
     now = datetime.now(UTC)
     tasse.dispatcher.started_at = now - timedelta(minutes=1)
     tasse.dispatcher.fire(task, [now - timedelta(minutes=m) for m in (30, 20, 10)])
-    runs = tasse.store.for_task("fresh-start")
+    runs = await history(tasse, "fresh-start")
     assert [r.status for r in runs] == [RunStatus.missed] * 3
     assert all("catchup: none" in (r.error or "") for r in runs)
 
@@ -470,7 +470,7 @@ async def test_replace_lets_the_newest_request_win_over_one_still_waiting(
     assert skipped_over.error == f"replaced by run {third.id}"
     assert (await wait_final(tasse, first.id)).status is RunStatus.cancelled
     await asyncio.sleep(0.5)
-    assert tasse.get_run(third.id).status is RunStatus.running
+    assert (await tasse.get_run(third.id)).status is RunStatus.running
     await tasse.cancel_run(third.id)
 
 

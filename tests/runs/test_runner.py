@@ -22,7 +22,7 @@ from tasse.runs.runner import Outcome, RunProcess
 from tasse.service import Tasse
 from tasse.store.log_files import LogLayout
 from tasse.tasks.task import Task
-from tests.conftest import MakeTask
+from tests.conftest import MakeTask, stored
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +49,7 @@ async def add_task(tasse: Tasse, make_task: MakeTask, name: str, *args: Any, **k
 async def wait_final(tasse: Tasse, run_id: str, timeout: float = 10) -> Run:
     """Poll until the run has a final status; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not (run := tasse.get_run(run_id)).status.is_final:
+    while not (run := (await tasse.get_run(run_id))).status.is_final:
         assert time.monotonic() < deadline, f"run {run_id} still {run.status} after {timeout} s"
         await asyncio.sleep(0.02)
     return run
@@ -58,7 +58,7 @@ async def wait_final(tasse: Tasse, run_id: str, timeout: float = 10) -> Run:
 async def wait_for_output(tasse: Tasse, run_id: str, text: bytes, timeout: float = 10) -> bytes:
     """Poll the run's log until `text` shows up; return the log so far."""
     deadline = time.monotonic() + timeout
-    while text not in (output := tasse.read_log(run_id)):
+    while text not in (output := (await tasse.read_log(run_id))):
         assert time.monotonic() < deadline, f"{text!r} not in the output after {timeout} s"
         await asyncio.sleep(0.02)
     return output
@@ -70,7 +70,7 @@ async def run_task(
     """Run a task now, wait for it to end; return the recorded run and its output."""
     started = tasse.run_now(name, request or RunRequest())
     run = await wait_final(tasse, started.id, timeout)
-    return run, tasse.read_log(run.id)
+    return run, (await tasse.read_log(run.id))
 
 
 def seconds(run: Run) -> float:
@@ -157,7 +157,7 @@ async def test_exit_zero_is_succeeded(tasse: Tasse, make_task: MakeTask) -> None
     assert run.exit_code == 0
     assert run.error is None
     assert output == b"fine\n"
-    assert tasse.store.get(run.id) == run
+    assert (await stored(tasse, run.id)) == run
 
 
 async def test_nonzero_exit_is_failed_with_the_code(tasse: Tasse, make_task: MakeTask) -> None:
@@ -294,9 +294,9 @@ async def test_cancel_stops_a_run(tasse: Tasse, make_task: MakeTask) -> None:
     cancelled = await tasse.cancel_run(started.id)
     assert time.monotonic() - began < KILL_GRACE + SLACK
     assert cancelled.status is RunStatus.cancelled
-    assert tasse.get_run(started.id).status is RunStatus.cancelled
-    assert tasse.store.get(started.id) is not None
-    assert tasse.read_log(started.id) == b"up\n"
+    assert (await tasse.get_run(started.id)).status is RunStatus.cancelled
+    assert (await stored(tasse, started.id)) is not None
+    assert (await tasse.read_log(started.id)) == b"up\n"
 
 
 # -- what the process sees ---------------------------------------------------------------------
@@ -396,7 +396,7 @@ async def test_an_unstartable_entrypoint_fails_clearly(tasse: Tasse, make_task: 
     assert run.error is not None
     assert "could not be started" in run.error
     assert "ermission denied" in run.error
-    assert tasse.store.get(run.id) == run
+    assert (await stored(tasse, run.id)) == run
 
     # The server is unharmed: the same task can be asked again and other tasks run.
     assert (await run_task(tasse, "binary"))[0].status is RunStatus.failed

@@ -96,7 +96,7 @@ class Place:
         names, prefix = self.names, f"{self.schema}." if self.schema else ""
         try:
             with engine.begin() as connection:
-                for name in (names.runs, names.tasks, names.fire_times, names.version_table):
+                for name in (*names.all_tables, names.version_table):
                     connection.execute(text(f"DROP TABLE IF EXISTS {prefix}{name}"))
                 if self.schema:
                     cascade = " CASCADE" if self.backend == "postgresql" else ""
@@ -405,7 +405,8 @@ def test_ten_thousand_tasks_load_in_one_query(store: RunStore) -> None:
 def test_the_tables_have_the_configured_names(store: RunStore, place: Place) -> None:
     tables = table_names(store.engine)
     made = {
-        f"{place.table_name}_{part}" for part in ("runs", "tasks", "fire_times", "alembic_version")
+        f"{place.table_name}_{part}"
+        for part in ("runs", "tasks", "fire_times", "nodes", "alembic_version")
     }
 
     assert {name for name in tables if name.startswith(place.table_name)} == made
@@ -433,6 +434,7 @@ def test_a_schema_holds_the_tables_and_is_created_if_missing(backend: str, tmp_p
                     f"{place.table_name}_runs",
                     f"{place.table_name}_tasks",
                     f"{place.table_name}_fire_times",
+                    f"{place.table_name}_nodes",
                     f"{place.table_name}_alembic_version",
                 }
             assert place.table_name + "_runs" not in table_names(store.engine)  # default schema
@@ -553,6 +555,7 @@ def test_tasse_0_1s_default_table_is_adopted_as_it_is(tmp_path: Path) -> None:
             "tasse_runs",
             "tasse_tasks",
             "tasse_fire_times",
+            "tasse_nodes",
             "tasse_alembic_version",
         }
     finally:

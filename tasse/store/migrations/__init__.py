@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest revision in versions/ (a test checks they agree)
-HEAD = "0004"
+HEAD = "0005"
 #: Alembic's `context` and `op` are module globals: one migration at a time per process
 _ALEMBIC = threading.Lock()
 
@@ -54,6 +54,16 @@ class StoreNames:
     def fire_times(self) -> str:
         """Each schedule's next fire time, kept across restarts."""
         return f"{self.table}_fire_times"
+
+    @property
+    def nodes(self) -> str:
+        """The servers using the store, with their heartbeats."""
+        return f"{self.table}_nodes"
+
+    @property
+    def all_tables(self) -> tuple[str, ...]:
+        """Every table the migrations make, but Alembic's own."""
+        return (self.runs, self.tasks, self.fire_times, self.nodes)
 
     @property
     def version_table(self) -> str:
