@@ -17,6 +17,7 @@ from tasse.runs.dispatcher import Dispatcher
 from tasse.runs.logs import follow
 from tasse.runs.policies import policy_of
 from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
+from tasse.schedule.lag import LoopLag
 from tasse.schedule.scheduler import Scheduler
 from tasse.schedule.triggers import upcoming
 from tasse.settings import Settings
@@ -94,6 +95,7 @@ class Tasse:
             lambda run_id: self.dispatcher.active(run_id) is not None,
             lambda: self.registry.entries.keys(),
         )
+        self.lag = LoopLag()
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
 
@@ -140,6 +142,7 @@ class Tasse:
         self.dispatcher.started_at = datetime.now(UTC)
         self.scheduler.start()
         self.reloader.start()
+        self.lag.start()
         self.started_at = datetime.now(UTC)
         logger.info(
             "Tasse started: %d task(s) from folders, %d defined, %d error(s), data in %s",
@@ -151,6 +154,7 @@ class Tasse:
 
     async def stop(self) -> None:
         """Stop firing and watching, stop live runs, and close the store."""
+        await self.lag.stop()
         self.scheduler.shutdown()
         await self.reloader.stop()
         if self.seeder is not None:
@@ -348,8 +352,17 @@ class Tasse:
         """Liveness and readiness in one answer, from memory: it never waits on the store."""
         state = self.records.state
         pending = self.records.pending_count
+        lag = self.lag.worst
+        problems = []
+        if not state.writable:
+            problems.append(
+                f"the job store {self.store.shown_address} cannot be written ({state.problem});"
+                f" {pending} record(s) wait in the journal"
+            )
+        if lag > self.settings.health_max_lag:
+            problems.append(f"the event loop lags {lag:.2f} s behind")
         answer: dict[str, object] = {
-            "status": "ok" if state.writable else "degraded",
+            "status": "degraded" if problems else "ok",
             "tasks": len(self.registry.entries),
             "errors": len(self.registry.errors()),
             "started_at": self.started_at,
@@ -362,10 +375,8 @@ class Tasse:
             },
             "pending_records": pending,
             "journaled_records": self.records.journaled,
+            "loop_lag": round(lag, 4),
         }
-        if not state.writable:
-            answer["detail"] = (
-                f"the job store {self.store.shown_address} cannot be written ({state.problem});"
-                f" {pending} record(s) wait in the journal"
-            )
+        if problems:
+            answer["detail"] = "; ".join(problems)
         return answer

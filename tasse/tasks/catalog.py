@@ -126,11 +126,9 @@ class Catalog:
         if not new:  # a definition read back from the API and sent again keeps its secrets
             definition = unmasked(definition, self.stored[definition.name].definition)
         task, triggers = self._prepare(definition, source)  # a bad schedule: 422, nothing saved
-        item = await asyncio.to_thread(
-            self._store.save_task,
-            definition.name,
-            source,
-            definition.model_dump(mode="json", exclude_defaults=True),
+        data = definition.model_dump(mode="json", exclude_defaults=True)
+        item = await self._store.off_loop(
+            lambda: self._store.save_task(definition.name, source, data), "saving a task"
         )
         await self._install(item, task, triggers)
         logger.info("task %s %s (%s)", definition.name, "defined" if new else "replaced", source)
@@ -156,14 +154,16 @@ class Catalog:
             self._refuse_folder_task(name)
             if name not in self.stored:
                 raise TaskNotFoundError(name)
-            await asyncio.to_thread(self._store.delete_task, name)
+            await self._store.off_loop(lambda: self._store.delete_task(name), "deleting a task")
             self._forget(name)
         logger.info("task %s deleted", name)
         await self._rescan({name})
 
     async def delete_sources(self, sources: Collection[str]) -> int:
         """Remove every defined task from these sources (for `--pre-delete-jobs`)."""
-        count = await asyncio.to_thread(self._store.delete_tasks, sources)
+        count = await self._store.off_loop(
+            lambda: self._store.delete_tasks(sources), "deleting tasks"
+        )
         for name, item in list(self.stored.items()):
             if item.source in sources:
                 self._forget(name)
