@@ -58,6 +58,8 @@ class Dispatcher:
         self._places: Places[ActiveRun] = Places()
         self._recent: OrderedDict[str, Run] = OrderedDict()
         self._stopping = False
+        #: fires waiting for runs whose end the loop has not heard of yet
+        self._deferred: set[asyncio.Task[None]] = set()
         #: tasks that caught up a fire missed while down (`catchup: latest` does it once)
         self._caught_up: set[str] = set()
         #: fire times before this came due while the server was down (catch-up applies)
@@ -105,6 +107,15 @@ class Dispatcher:
 
     def _overlapping_fire(self, task: Task, policy: Policy, scheduled: datetime) -> None:
         alive = self._places.holders(task.name)
+        if policy.overlap in ("skip", "parallel") and _all_exited(alive):
+            # The runs in its way have ended, but the loop has not heard yet (it was held
+            # up): this fire is the current one, and must not be skipped for a stale run.
+            later = asyncio.get_running_loop().create_task(
+                self._fire_once_ended(task, policy, scheduled, alive)
+            )
+            self._deferred.add(later)
+            later.add_done_callback(self._deferred.discard)
+            return
         if policy.overlap in ("skip", "parallel"):
             status, reason = RunStatus.skipped, _still_running(alive, policy)
         elif waiting := self._waiting_fire(task.name):
@@ -119,6 +130,24 @@ class Dispatcher:
                     self._replace(task.name, run.id)
                 return
         self._record([not_run_record(task.name, scheduled, status, reason)])
+
+    async def _fire_once_ended(
+        self, task: Task, policy: Policy, scheduled: datetime, ended: Sequence[ActiveRun]
+    ) -> None:
+        waits = [asyncio.ensure_future(active.done.wait()) for active in ended]
+        _, pending = await asyncio.wait(waits, timeout=STOP_MARGIN)
+        for waiting in pending:
+            waiting.cancel()
+        if self._stopping:
+            return
+        if self._places.has_room(task.name, policy.max_parallel):
+            with contextlib.suppress(TaskEnvError):
+                self._launch(task, policy, RunTrigger.schedule, scheduled, RunRequest())
+                return
+        alive = self._places.holders(task.name)
+        self._record(
+            [not_run_record(task.name, scheduled, RunStatus.skipped, _still_running(alive, policy))]
+        )
 
     def fire_refused(self, name: str, due: list[datetime], reason: str) -> None:
         """Record a fire that cannot run (its task is broken) as a failed run, with why."""
@@ -288,6 +317,10 @@ class Dispatcher:
                 run.status.value,
                 run.error,
             )
+
+
+def _all_exited(alive: Sequence[ActiveRun]) -> bool:
+    return bool(alive) and all(a.process is not None and a.process.has_exited() for a in alive)
 
 
 def _still_running(alive: Sequence[ActiveRun], policy: Policy) -> str:

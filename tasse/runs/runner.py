@@ -128,6 +128,22 @@ class RunProcess:
         """The task process's id (also its process group's id), once started."""
         return self._process.pid if self._process else None
 
+    def has_exited(self) -> bool:
+        """True once the process has exited, even before the event loop has heard of it.
+
+        After the loop was held up, the exit waits in its queue behind the fires that
+        came due meanwhile; the kernel knows already (the process is gone, or a zombie).
+        """
+        if self._process is None:
+            return False
+        if self._process.returncode is not None:
+            return True
+        try:
+            stat = Path(f"/proc/{self._process.pid}/stat").read_text()
+        except OSError:
+            return True  # reaped already
+        return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
     async def start(self) -> None:
         """Spawn the process; raises OSError when it cannot be started."""
         # start_new_session: the task and everything it starts share a fresh process group,

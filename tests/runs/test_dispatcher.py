@@ -217,3 +217,26 @@ async def test_a_run_that_cannot_write_its_log_fails_clearly_and_frees_the_task(
     logs.unlink()
     again = await wait_final(tasse, tasse.run_now("hello", RunRequest()).id)
     assert again.status is RunStatus.succeeded
+
+
+@pytest.mark.slow
+async def test_after_a_stall_the_current_fire_runs_not_a_stale_one(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    """A loop held up for 4 s: the fire that runs next is the one due now, the rest coalesced."""
+    await add_task(tasse, make_task, "tick", "scheduler: {trigger: interval, seconds: 1}\n")
+    await wait_runs(tasse, "tick", 2)
+    stalled_from = datetime.now(UTC)
+    time.sleep(4)  # on the loop: nothing fires, nothing answers, as in a stall
+    stalled_until = datetime.now(UTC)
+    await asyncio.sleep(2.5)
+    runs = await history(tasse, "tick")
+    # The fires due during the stall and after it (not the one launched as it began).
+    after = [r for r in runs if r.scheduled_at is not None and r.scheduled_at > stalled_from]
+    ran = sorted((r for r in after if r.status is not RunStatus.coalesced), key=lambda r: r.id)
+    assert ran, "nothing ran after the stall"
+    assert ran[0].scheduled_at is not None
+    assert stalled_until - ran[0].scheduled_at < timedelta(seconds=1.5), ran[0]
+    assert sum(r.status is RunStatus.coalesced for r in after) >= 2
+    # …and the fires after it run as usual, none skipped for the stale one.
+    assert not any(r.status is RunStatus.skipped for r in after)
