@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tasse.envs.plans import uv_binary
+from tasse.store.migrations import HEAD
 from tests.http.test_api import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,7 +183,7 @@ def test_a_wheel_ships_every_part_and_the_migrations(tmp_path: Path) -> None:
         check=False,
     )
     assert check.returncode == 0, check.stderr
-    assert check.stdout.split() == [str(venv), "0004"]
+    assert check.stdout.split() == [str(venv), HEAD]
     validate = subprocess.run(
         [str(venv / "bin" / "tasse"), "validate", "--data-dir", str(ROOT / "data")],
         capture_output=True,
