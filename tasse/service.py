@@ -38,6 +38,9 @@ from tasse.tasks.triggers import prepare
 
 logger = logging.getLogger(__name__)
 
+#: seconds an API read may take while the store cannot be written
+FAIL_FAST = 1.0
+
 
 class Tasse:
     """The one seam the API and CLI call."""
@@ -304,7 +307,9 @@ class Tasse:
         """One run: live state first, then what waits for the store, then the store."""
         run = self.dispatcher.lookup(run_id) or self.records.pending_run(run_id)
         if run is None:
-            run = await self.store.off_loop(lambda: self.store.get(run_id))
+            run = await self.store.off_loop(
+                lambda: self.store.get(run_id), seconds=self._read_deadline()
+            )
         if run is None:
             raise RunNotFoundError(run_id)
         return run
@@ -329,6 +334,11 @@ class Tasse:
             return stored
         newest = {run.id: run for run in stored} | {run.id: run for run in pending}
         return sorted(newest.values(), key=lambda run: run.id, reverse=True)[:limit]
+
+    def _read_deadline(self) -> float | None:
+        # While writes fail, a read is likely to fail too: answer 503 soon, not after the
+        # full timeouts (SQLite locked for writes still reads, and quickly).
+        return None if self.records.state.writable else FAIL_FAST
 
     async def cancel_run(self, run_id: str) -> Run:
         """Stop a live run."""

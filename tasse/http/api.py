@@ -152,6 +152,7 @@ async def next_fires(
 async def task_runs(
     name: TaskName,
     tasse: TasseDep,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     status: RunStatus | None = None,
     before: Annotated[
@@ -159,8 +160,13 @@ async def task_runs(
         Query(pattern=r"^[A-Za-z0-9-]{1,64}$", description="only runs older than this run id"),
     ] = None,
 ) -> list[Run]:
-    """The task's run history, newest first; page on with `before` = the last id seen."""
+    """The task's run history, newest first; page on with `before` = the last id seen.
+
+    `X-Tasse-Pending-Records` says how many records (of all tasks) wait for the store;
+    the task's among them are listed.
+    """
     runs = await tasse.list_runs(name, limit, status.value if status else None, before)
+    response.headers["X-Tasse-Pending-Records"] = str(tasse.records.pending_count)
     return runs
 
 

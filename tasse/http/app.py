@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from tasse.errors import (
     FolderTaskError,
     RunFinishedError,
+    StoreUnavailableError,
     TaskBrokenError,
     TaskBusyError,
     TaskConfigError,
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 #: Tasse's errors → HTTP statuses; anything else of ours is a bad request
 _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (StoreUnavailableError, 503),
     (LookupError, 404),
     (TaskBusyError, 409),
     (TaskBrokenError, 409),

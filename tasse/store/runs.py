@@ -102,13 +102,16 @@ class RunStore:
         """Release the database connections."""
         self.engine.dispose()
 
-    async def off_loop(self, function: Callable[[], T], what: str = "a store query") -> T:
+    async def off_loop(
+        self, function: Callable[[], T], what: str = "a store query", seconds: float | None = None
+    ) -> T:
         """Run `function` (calls of this store) off the event loop, within the timeouts.
 
         Raises StoreUnavailableError, naming the store without its password, when the
-        store fails or does not answer in time.
+        store fails or does not answer within `seconds` (default: its own timeouts).
         """
-        seconds = self.timeouts.connect + self.timeouts.statement
+        if seconds is None:
+            seconds = self.timeouts.connect + self.timeouts.statement
         try:
             return await await_with_deadline(function, seconds, what)
         except (SQLAlchemyError, DeadlineError, OSError) as error:

@@ -201,14 +201,19 @@ class RecordWriter:
             wake = min(next_heartbeat, next_retry) if self._backlog else next_heartbeat
             stopping = self._take(0 if stopping else wake - time.monotonic()) or stopping
             now = time.monotonic()
-            if self._backlog and now >= next_retry:
-                next_retry = 0.0 if self._attempt() else now + self._retry_in
+            if self._backlog and (stopping or now >= next_retry):
+                # Stopping, one more try whatever the backoff: the store may be back.
+                if self._attempt():
+                    next_retry = 0.0
+                elif stopping:
+                    return  # what could not be written is in the journal for the next start
+                else:
+                    next_retry = now + self._retry_in
             elif not self._backlog and now >= next_heartbeat:
                 self._heartbeat()
                 pause = self._heartbeat_interval if self.state.writable else self._retry_in
                 next_heartbeat = now + pause
-            if stopping and (not self._backlog or not self.state.writable):
-                self._journal_new()  # what could not be written waits for the next start
+            if stopping and not self._backlog:
                 return
 
     def _take(self, timeout: float) -> bool:

@@ -172,6 +172,31 @@ def test_a_postgresql_outage_costs_no_record(
     assert "takes writes again" in output
 
 
+def test_reads_during_an_outage_answer_503_json_or_from_memory(
+    cluster: PrivateCluster, tmp_path: Path
+) -> None:
+    server, counter = counting_server(tmp_path, cluster.address)
+    wait_until(lambda: len(ran(counter)) >= 2, timeout=15)
+    cluster.stop()
+    try:
+        wait_until(lambda: server.http.get("/health").status_code == 503, timeout=15)
+        wait_until(lambda: len(ran(counter)) >= 4, timeout=15)
+        started = time.perf_counter()
+        history = server.http.get("/tasks/counter/runs")
+        assert time.perf_counter() - started < 2.5
+        assert history.status_code == 503
+        assert "127.0.0.1" in history.json()["detail"]
+        assert "not available" in history.json()["detail"]
+        # A run made during the outage is found all the same: it waits in the journal.
+        latest = ran(counter)[-1]
+        wait_until(lambda: server.http.get(f"/runs/{latest}").status_code == 200, timeout=5)
+    finally:
+        cluster.start()
+        server.stop()
+        close(server)
+    assert_nothing_lost(counter, recorded(cluster.address))
+
+
 def test_a_server_killed_during_an_outage_loses_nothing(
     cluster: PrivateCluster, tmp_path: Path
 ) -> None:
