@@ -18,13 +18,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from tasse.models import Run
 from tasse.store.deadline import call_with_deadline
 from tasse.store.fire_times import FireTime, FireTimes, FireTimeStore
 from tasse.store.journal import Journal, JournalFullError
 from tasse.store.nodes import Nodes
+from tasse.store.records import FireTimeChanges, Op, Runs, coalesce, entry_of, op_from_entry
 from tasse.store.runs import RunStore
 
 logger = logging.getLogger(__name__)
@@ -35,20 +35,6 @@ BATCH = 1000
 RETRY_FIRST, RETRY_LAST = 0.5, 5.0
 #: records waiting beyond this many is worth a warning: the store is far behind
 BEHIND = 100_000
-
-
-@dataclass(frozen=True)
-class _Runs:
-    runs: tuple[Run, ...]
-
-
-@dataclass(frozen=True)
-class _FireTimes:
-    save: Mapping[str, FireTime]
-    forget: tuple[str, ...] = ()
-
-
-_Op = _Runs | _FireTimes
 
 
 @dataclass
@@ -84,10 +70,10 @@ class RecordWriter:
         # Not bounded: a bound would mean dropping records or making the loop wait, and
         # both are what this writer is for avoiding. The thread takes what arrives at once,
         # even while the store is down (to the journal); `pending_count` shows the rest.
-        self._inbox: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         #: ops taken by the thread and not yet in the store, in order; the first
         #: `_journaled` of them are in the journal too
-        self._backlog: list[_Op] = []
+        self._backlog: list[Op] = []
         self._journaled = 0
         #: the newest state of each run not yet in the store, for readers on the loop
         self._pending: dict[str, Run] = {}
@@ -106,20 +92,20 @@ class RecordWriter:
         with self._guard:
             for run in snapshots:
                 self._pending[run.id] = run
-        self._hand_over(_Runs(snapshots))
+        self._hand_over(Runs(snapshots))
 
     def save_fire_times(self, times: Mapping[str, FireTime]) -> None:
         """Replace these schedules' stored next fire times."""
         if times:
-            self._hand_over(_FireTimes(dict(times)))
+            self._hand_over(FireTimeChanges(dict(times)))
 
     def forget_fire_times(self, job_ids: Iterable[str]) -> None:
         """Drop these schedules' stored fire times (their task is gone)."""
         ids = tuple(job_ids)
         if ids:
-            self._hand_over(_FireTimes({}, ids))
+            self._hand_over(FireTimeChanges({}, ids))
 
-    def _hand_over(self, op: _Op | None) -> None:
+    def _hand_over(self, op: Op | None) -> None:
         self._inbox.put(op)
 
     # -- what readers see --------------------------------------------------------------------
@@ -164,7 +150,7 @@ class RecordWriter:
     def replay(self) -> int:
         """Write what the journal holds from an earlier process (at start, before anything)."""
         entries = self._journal.open()
-        read = [_op_from_entry(entry) for entry in entries]
+        read = [op_from_entry(entry) for entry in entries]
         ops = [op for op in read if op is not None]
         if not ops:
             self._journal.clear()
@@ -195,6 +181,15 @@ class RecordWriter:
     # -- the thread -------------------------------------------------------------------------
 
     def _work(self) -> None:
+        while True:
+            try:
+                self._write_until_stopped()
+                return
+            except Exception:  # the writer must outlive any surprise: records depend on it
+                logger.exception("the store writer failed; it goes on")
+                time.sleep(RETRY_LAST)
+
+    def _write_until_stopped(self) -> None:
         stopping = False
         next_heartbeat = next_retry = 0.0
         while True:
@@ -245,8 +240,8 @@ class RecordWriter:
         self._written(batch)
         return True
 
-    def _write(self, batch: Sequence[_Op]) -> None:
-        runs, saves, forgets = _coalesce(batch)
+    def _write(self, batch: Sequence[Op]) -> None:
+        runs, saves, forgets = coalesce(batch)
         if runs:
             self._store.put(runs)
         if saves:
@@ -254,19 +249,22 @@ class RecordWriter:
         if forgets:
             self._fire_times.forget(forgets)
 
-    def _written(self, batch: Sequence[_Op]) -> None:
+    def _written(self, batch: Sequence[Op]) -> None:
+        self._succeeded()
         del self._backlog[: len(batch)]
         self._journaled = max(0, self._journaled - len(batch))
-        written = {run.id: run for op in batch if isinstance(op, _Runs) for run in op.runs}
+        if not self._backlog:
+            try:
+                self._journal.clear()
+                self._journaled = 0
+            except OSError as error:  # it is written again at the next start: no harm
+                logger.error("the journal could not be emptied: %s", error)
+        written = {run.id: run for op in batch if isinstance(op, Runs) for run in op.runs}
         with self._guard:
             for run_id, run in written.items():
                 # A newer state handed over meanwhile stays pending until it is written.
                 if self._pending.get(run_id) is run:
                     del self._pending[run_id]
-        if not self._backlog:
-            self._journal.clear()
-            self._journaled = 0
-        self._succeeded()
 
     def _heartbeat(self) -> None:
         try:
@@ -305,7 +303,7 @@ class RecordWriter:
         if not new:
             return
         try:
-            self._journal.append(_entry_of(op) for op in new)
+            self._journal.append(entry_of(op) for op in new)
         except JournalFullError as error:
             logger.error("%s: %d record(s) are kept in memory only", error, len(new))
             return
@@ -325,43 +323,3 @@ class _FireTimesThroughWriter:
 
     def forget(self, job_ids: Iterable[str]) -> None:
         self._writer.forget_fire_times(job_ids)
-
-
-def _coalesce(batch: Sequence[_Op]) -> tuple[list[Run], dict[str, FireTime], list[str]]:
-    """The newest state of each run and each schedule's fire time in a batch."""
-    runs: dict[str, Run] = {}
-    fire_times: dict[str, FireTime | None] = {}
-    for op in batch:
-        if isinstance(op, _Runs):
-            runs.update((run.id, run) for run in op.runs)
-        else:
-            fire_times.update(op.save)
-            fire_times.update(dict.fromkeys(op.forget))
-    saves = {job: time for job, time in fire_times.items() if time is not None}
-    forgets = [job for job, time in fire_times.items() if time is None]
-    return list(runs.values()), saves, forgets
-
-
-def _entry_of(op: _Op) -> dict[str, Any]:
-    if isinstance(op, _Runs):
-        return {"runs": [run.model_dump(mode="json") for run in op.runs]}
-    return {
-        "fire_times": {
-            job: [print_, at.isoformat() if at else None] for job, (print_, at) in op.save.items()
-        },
-        "forget": list(op.forget),
-    }
-
-
-def _op_from_entry(entry: dict[str, Any]) -> _Op | None:
-    try:
-        if "runs" in entry:
-            return _Runs(tuple(Run.model_validate(run) for run in entry["runs"]))
-        saves = {
-            job: (print_, datetime.fromisoformat(at) if at else None)
-            for job, (print_, at) in entry.get("fire_times", {}).items()
-        }
-        return _FireTimes(saves, tuple(entry.get("forget", ())))
-    except (ValueError, TypeError, KeyError) as error:
-        logger.error("a journal entry cannot be read and is skipped: %s", error)
-        return None
