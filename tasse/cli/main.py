@@ -20,6 +20,7 @@ from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.runner import run_in_foreground
 from tasse.schedule.triggers import RebootTrigger, crontab_trigger, upcoming
 from tasse.settings import Settings
+from tasse.store.data_lock import DataLock
 from tasse.store.runs import check_store
 from tasse.tasks import discovery
 from tasse.tasks.registry import Prepared
@@ -143,26 +144,30 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from tasse.http.app import create_app
 
-    # A bad address is one clear line here, not a traceback from the server's start-up.
-    check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
+    # The data folder first, before the store is opened (or migrated), runs are marked
+    # interrupted, leftovers are killed or the port is bound: a second server on the same
+    # folder must refuse touching nothing. Released once the server has stopped.
+    with DataLock(settings.data_dir):
+        # A bad address is one clear line here, not a traceback from the server's start-up.
+        check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
         )
-    )
-    # uvicorn re-raises the stop signal after its graceful shutdown so the process dies of
-    # it; a stop we handled cleanly should exit 0 (what Docker and systemd expect).
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: None)
-    server.run()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+        )
+        # uvicorn re-raises the stop signal after its graceful shutdown so the process dies
+        # of it; a stop we handled cleanly should exit 0 (what Docker and systemd expect).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)
+        server.run()
     return 0 if server.started else 1
 
 
