@@ -3,6 +3,10 @@
 A task's environment is planned when the task is loaded (or its files change) and built
 right away, so a run normally finds it ready. A run that arrives during the build waits
 for it; after a failed build runs fail without running the task's code.
+
+Builds begin only once `start` has cleared what a crash left behind: the installers of a
+server killed outright, still running, and their half-built directories. Tasks loaded
+before (the first scan) have their builds started then.
 """
 
 from __future__ import annotations
@@ -62,15 +66,25 @@ class Provisioner:
         self._building: dict[str, asyncio.Future[Environment]] = {}
         self._failed: dict[str, str] = {}
         self._collector: asyncio.Task[None] | None = None
+        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Clear what a crash left behind, then collect garbage every hour."""
-        await asyncio.to_thread(
-            self.cache.collect_garbage, self._needed(), self._max_age(), leftovers_age=0
-        )
+        """Clear what a crash left behind, build what the tasks need, collect hourly."""
+        await asyncio.to_thread(self._recover)
+        self._started = True
+        for tracked in list(self._tracked.values()):
+            if isinstance(tracked.planned, EnvPlan):
+                self._ensure(tracked.planned)
         self._collector = asyncio.get_running_loop().create_task(self._collect_periodically())
+
+    def _recover(self) -> None:
+        # Orphaned installers first: alive, they would keep writing into the directory
+        # being removed, and into the log of the build that replaces theirs. Then every
+        # unlinked build: no build of ours has begun, so none of them is in progress.
+        self.cache.stop_orphans()
+        self.cache.collect_garbage(self._needed(), self._max_age(), leftovers_age=0)
 
     async def stop(self) -> None:
         """Kill running installers; their builds fail and nothing half-built is used."""
@@ -191,6 +205,8 @@ class Provisioner:
 
     def _ensure(self, planned: EnvPlan, force: bool = False) -> None:
         digest = planned.hash
+        if not self._started:
+            return  # `start` ensures every tracked plan, once leftovers are cleared
         if digest in self._building or (not force and digest in self._failed):
             return
         if not force:
