@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from tasse.cli.env import add_env_commands, environment_for
+from tasse.cli.env import add_env_commands, env_problem, environment_for
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.runner import run_in_foreground
@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", parents=[common], help="check every task folder; exit 1 if any is broken"
     )
+    validate.add_argument(
+        "--build",
+        action="store_true",
+        help="build the environments not built yet (by default they are only planned)",
+    )
     validate.set_defaults(handler=_validate)
 
     upcoming_ = commands.add_parser(
@@ -223,7 +228,14 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 def _validate(settings: Settings, args: argparse.Namespace) -> int:
     results = _scan(settings)
-    broken = {name: r for name, r in results.items() if isinstance(r, Exception)}
+    broken: dict[str, Exception] = {}
+    for name, result in results.items():
+        # A task whose environment cannot be had is as broken as a bad task.yaml: no run of
+        # it would ever run its code.
+        if isinstance(result, Exception):
+            broken[name] = result
+        elif (problem := env_problem(settings, result[0], args.build)) is not None:
+            broken[name] = problem
     for error in broken.values():
         print(error)
     print(
