@@ -145,14 +145,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn  # only `serve` needs the server stack
-
-    from tasse.http.app import create_app
-
     # The data folder first, before the store is opened (or migrated), runs are marked
     # interrupted, leftovers are killed or the port is bound: a second server on the same
-    # folder must refuse touching nothing. Released once the server has stopped.
+    # folder must refuse at once, touching nothing. Released once the server has stopped.
     with DataLock(settings.data_dir):
+        import uvicorn  # only `serve` needs the server stack
+
+        from tasse.http.app import create_app
+
         # A bad address is one clear line here, not a traceback from the server's start-up.
         check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
         logging.basicConfig(
