@@ -134,3 +134,32 @@ class StoreUnavailableError(TasseError):
         self.store = store
         self.problem = problem
         super().__init__(f"the job store {store} is not available: {problem}")
+
+
+class StoreDriverMissingError(StoreUnusableError):
+    """The store's address needs a database driver that is not installed."""
+
+    def __init__(self, address: str, module: str, install: str):
+        self.module = module
+        super().__init__(address, f"its driver ({module}) is not installed: {install}")
+
+
+class DataFolderError(TasseError):
+    """The data folder cannot be made this server's (its lock file cannot be opened)."""
+
+    def __init__(self, folder: Path | str, problem: str):
+        self.folder = str(folder)
+        super().__init__(f"data folder {self.folder}: {problem}")
+
+
+class DataFolderBusyError(DataFolderError):
+    """Another Tasse server holds the data folder; `pid` is its process id, if it wrote one."""
+
+    def __init__(self, folder: Path | str, pid: int | None):
+        self.pid = pid
+        holder = f"pid {pid}" if pid else "a process that has not written its pid yet"
+        super().__init__(
+            folder,
+            f"in use by another Tasse server ({holder}); stop it first, or give this "
+            "server a data folder of its own (--data-dir)",
+        )

@@ -264,7 +264,7 @@ class Tasse:
             ],
             next_run_at=self.scheduler.next_run_at(entry.name),
             last_run=last_run,
-            error=error,
+            error=error or self.envs.problem(task.reference or entry.name),
             folder=str(task.folder) if task.reference is None else None,
             command=shown_command(task),
             env=self.envs.info(task.reference or entry.name),
@@ -374,7 +374,7 @@ class Tasse:
         answer: dict[str, object] = {
             "status": "degraded" if problems else "ok",
             "tasks": len(self.registry.entries),
-            "errors": len(self.registry.errors()),
+            "errors": len(self.registry.errors().keys() | self.envs.failed()),
             "started_at": self.started_at,
             "store": {
                 "address": self.store.shown_address,

@@ -69,6 +69,31 @@ def environment_for(settings: Settings, task: Task, rebuild: bool = False) -> En
         raise TaskEnvError(task.name, f"failed to build: {error}") from None
 
 
+def env_problem(settings: Settings, task: Task, build: bool = False) -> TaskEnvError | None:
+    """What keeps the task from its environment: no interpreter fits, or the build fails.
+
+    Without `build`, only planning runs (cheap) and a build is judged by its last attempt
+    here (by the server or `tasse env`); with it, an environment not built yet is built.
+    """
+    try:
+        planned = plan_for(settings, task)
+        if planned is None:
+            return None
+        if build:
+            environment_for(settings, task)
+            return None
+    except TaskEnvError as error:
+        return error
+    cache = cache_for(settings)
+    if cache.find(planned.hash) is None and _last_build_failed(cache, planned.hash):
+        return TaskEnvError(
+            task.name,
+            f"failed to build the last time (the installer's output: "
+            f"{cache.log_file(planned.hash)}); `tasse env {task.name} --rebuild` tries again",
+        )
+    return None
+
+
 def _env(settings: Settings, args: argparse.Namespace) -> int:
     if args.name == "gc":
         return _collect_garbage(settings, args)
@@ -104,13 +129,16 @@ def _env(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _not_ready(cache: EnvCache, digest: str) -> str:
-    try:
-        failed = "\n# exit code" in cache.log_file(digest).read_text(errors="replace")
-    except FileNotFoundError:
-        failed = False
-    if failed:
+    if _last_build_failed(cache, digest):
         return f"failed (the installer's output: {cache.log_file(digest)}; --rebuild tries again)"
     return "not built (the server builds it ahead; --build builds it now)"
+
+
+def _last_build_failed(cache: EnvCache, digest: str) -> bool:
+    try:
+        return "\n# exit code" in cache.log_file(digest).read_text(errors="replace")
+    except FileNotFoundError:
+        return False
 
 
 def _collect_garbage(settings: Settings, args: argparse.Namespace) -> int:

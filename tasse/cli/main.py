@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from tasse.cli.env import add_env_commands, environment_for
+from tasse.cli.env import add_env_commands, env_problem, environment_for
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.runner import run_in_foreground
 from tasse.schedule.triggers import RebootTrigger, crontab_trigger, upcoming
 from tasse.settings import Settings
+from tasse.store.data_lock import DataLock
 from tasse.store.runs import check_store
 from tasse.tasks import discovery
 from tasse.tasks.registry import Prepared
@@ -124,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", parents=[common], help="check every task folder; exit 1 if any is broken"
     )
+    validate.add_argument(
+        "--build",
+        action="store_true",
+        help="build the environments not built yet (by default they are only planned)",
+    )
     validate.set_defaults(handler=_validate)
 
     upcoming_ = commands.add_parser(
@@ -139,30 +145,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn  # only `serve` needs the server stack
+    # The data folder first, before the store is opened (or migrated), runs are marked
+    # interrupted, leftovers are killed or the port is bound: a second server on the same
+    # folder must refuse at once, touching nothing. Released once the server has stopped.
+    with DataLock(settings.data_dir):
+        import uvicorn  # only `serve` needs the server stack
 
-    from tasse.http.app import create_app
+        from tasse.http.app import create_app
 
-    # A bad address is one clear line here, not a traceback from the server's start-up.
-    check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
+        # A bad address is one clear line here, not a traceback from the server's start-up.
+        check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
         )
-    )
-    # uvicorn re-raises the stop signal after its graceful shutdown so the process dies of
-    # it; a stop we handled cleanly should exit 0 (what Docker and systemd expect).
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: None)
-    server.run()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+            )
+        )
+        # uvicorn re-raises the stop signal after its graceful shutdown so the process dies
+        # of it; a stop we handled cleanly should exit 0 (what Docker and systemd expect).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: None)
+        server.run()
     return 0 if server.started else 1
 
 
@@ -218,7 +228,14 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 def _validate(settings: Settings, args: argparse.Namespace) -> int:
     results = _scan(settings)
-    broken = {name: r for name, r in results.items() if isinstance(r, Exception)}
+    broken: dict[str, Exception] = {}
+    for name, result in results.items():
+        # A task whose environment cannot be had is as broken as a bad task.yaml: no run of
+        # it would ever run its code.
+        if isinstance(result, Exception):
+            broken[name] = result
+        elif (problem := env_problem(settings, result[0], args.build)) is not None:
+            broken[name] = problem
     for error in broken.values():
         print(error)
     print(

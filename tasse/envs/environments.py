@@ -9,7 +9,8 @@ Layout under `data/venvs/`:
 A build happens in its own directory, and only a finished one gets the symlink, swapped in
 atomically: a crash or a killed installer never leaves a half environment in use. The
 build directory keeps its path for life, so the absolute paths an installer writes into
-scripts stay valid.
+scripts stay valid. After a crash, `stop_orphans` and `collect_garbage` (in that order,
+before any build starts) stop the installers left running and remove what they half built.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tasse.envs.installer import EnvBuildError, InstallerProcesses, commands, failure
+from tasse.envs.installer import (
+    EnvBuildError,
+    InstallerProcesses,
+    commands,
+    failure,
+    installers_in,
+    kill_installers,
+)
 from tasse.envs.plans import EnvPlan
 
 logger = logging.getLogger(__name__)
@@ -104,6 +112,27 @@ class EnvCache:
         """Kill every installer this cache is running (server shutdown)."""
         self._installers.stop()
 
+    def stop_orphans(self) -> int:
+        """Kill installers whose build no live process owns (a killed server's); how many."""
+        by_digest: dict[str, list[int]] = {}
+        for pid, build in installers_in(self.builds).items():
+            by_digest.setdefault(build.name.partition("-")[0], []).append(pid)
+        stopped = 0
+        for digest, pids in by_digest.items():
+            # The build lock is held for as long as a build runs, by a server or `tasse run`;
+            # free, the builder is gone. Held while killing, so no new build begins meanwhile.
+            with self._unless_building(digest) as free:
+                if free:
+                    kill_installers(pids)
+                    stopped += len(pids)
+                    logger.warning(
+                        "environment %s: %d installer process(es) of a build whose server "
+                        "was stopped outright killed",
+                        digest,
+                        len(pids),
+                    )
+        return stopped
+
     def collect_garbage(self, keep: set[str], max_age: float, leftovers_age: float) -> list[str]:
         """Remove environments unused for `max_age` s that no task in `keep` needs."""
         removed = []
@@ -137,7 +166,7 @@ class EnvCache:
             for argv in commands(plan, target, self._find_links):
                 log.write(f"$ {' '.join(argv)}\n".encode())
                 log.flush()
-                code = self._installers.execute(argv, plan.folder, log)
+                code = self._installers.execute(argv, plan.folder, log, target)
                 if code != 0:
                     log.write(f"# exit code {code}\n".encode())
                     log.flush()
@@ -172,14 +201,26 @@ class EnvCache:
             yield
 
     def _free(self, digest: str) -> bool:
+        with self._unless_building(digest) as free:
+            return free
+
+    @contextlib.contextmanager
+    def _unless_building(self, digest: str) -> Iterator[bool]:
+        # True (and the lock held until the block ends) when no process builds this hash.
         try:
-            with open(self.builds / f"{digest}.lock", "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-        except BlockingIOError:
-            return False
+            lock = open(self.builds / f"{digest}.lock", "a")  # noqa: SIM115 (closed below)
         except OSError:
-            return True
+            yield True
+            return
+        with lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                free = True
+            except BlockingIOError:
+                free = False
+            except OSError:  # no locks on this filesystem: nothing to wait for either
+                free = True
+            yield free
 
 
 def _entries(folder: Path) -> list[os.DirEntry[str]]:

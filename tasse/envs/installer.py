@@ -1,7 +1,9 @@
 """Runs the installer (uv, or virtualenv + pip) for a build: its commands, its processes.
 
 Each installer runs in a session of its own with a time limit, so that stopping Tasse or
-a build that hangs kills it and every helper it started.
+a build that hangs kills it and every helper it started. Each also carries its build
+directory in its environment (`TASSE_ENV_BUILD`, inherited by every helper), so that the
+installers of a server killed outright can be found after the crash and stopped.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,6 +26,10 @@ from tasse.envs.plans import EnvPlan, uv_binary
 TIMED_OUT = -1000
 #: how much of the installer's output an error message quotes
 ERROR_TAIL_LINES = 12
+#: the environment variable naming the build directory an installer works on
+BUILD_VARIABLE = "TASSE_ENV_BUILD"
+#: how long `kill_installers` waits for the killed processes to be gone
+_KILL_WAIT = 2.0
 #: index settings each installer reads from the environment, in both spellings
 _INDEX_VARIABLES = {
     "PIP_INDEX_URL": "UV_INDEX_URL",
@@ -54,8 +61,8 @@ class InstallerProcesses:
                 with contextlib.suppress(OSError):
                     os.killpg(process.pid, signal.SIGKILL)
 
-    def execute(self, argv: list[str], cwd: Path, log: BinaryIO) -> int:
-        """Run one command with its output in `log`; its exit code, or TIMED_OUT."""
+    def execute(self, argv: list[str], cwd: Path, log: BinaryIO, build: Path) -> int:
+        """Run one command building into `build`, output in `log`; its exit code, or TIMED_OUT."""
         with self._guard:
             if self._stopping:
                 return -signal.SIGKILL
@@ -63,7 +70,7 @@ class InstallerProcesses:
             process = subprocess.Popen(
                 argv,
                 cwd=cwd,
-                env=installer_environment(os.environ),
+                env={**installer_environment(os.environ), BUILD_VARIABLE: str(build)},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -127,6 +134,64 @@ def installer_environment(environ: Mapping[str, str]) -> dict[str, str]:
     # Never download an interpreter: a task asks for one the machine has.
     result["UV_PYTHON_DOWNLOADS"] = "never"
     return result
+
+
+def installers_in(builds: Path) -> dict[int, Path]:
+    """Processes working on a build directory in `builds`, with that directory (Linux's /proc).
+
+    The same scan as `runs.runner.processes_of_run`, for another variable: this part sits
+    below `runs` and may not import it, and fifteen lines do not make a module of their own.
+    """
+    marker = f"{BUILD_VARIABLE}=".encode()
+    found: dict[int, Path] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc (macOS): a crashed server's installers are not found
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+        except OSError:  # gone, or another user's
+            continue
+        for variable in variables:
+            if variable.startswith(marker):
+                build = Path(os.fsdecode(variable[len(marker) :]))
+                if _same_folder(build.parent, builds):
+                    found[int(entry)] = build
+    return found
+
+
+def kill_installers(pids: Iterable[int]) -> None:
+    """SIGKILL these processes (and the process group of each that leads one); wait till gone."""
+    pids = list(pids)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid:  # an installer leads its session: its helpers too
+                os.killpg(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+    # Only once they are gone may their build directory be removed: else one still writing
+    # could recreate parts of it.
+    deadline = time.monotonic() + _KILL_WAIT
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] != b"Z"  # a zombie runs no code
+    except (OSError, IndexError):
+        return False
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    try:
+        return one == other or os.path.samefile(one, other)
+    except OSError:
+        return False
 
 
 def failure(argv: list[str], code: int, timeout: float, log_path: Path) -> str:

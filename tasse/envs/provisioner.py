@@ -3,6 +3,10 @@
 A task's environment is planned when the task is loaded (or its files change) and built
 right away, so a run normally finds it ready. A run that arrives during the build waits
 for it; after a failed build runs fail without running the task's code.
+
+Builds begin only once `start` has cleared what a crash left behind: the installers of a
+server killed outright, still running, and their half-built directories. Tasks loaded
+before (the first scan) have their builds started then.
 """
 
 from __future__ import annotations
@@ -62,15 +66,25 @@ class Provisioner:
         self._building: dict[str, asyncio.Future[Environment]] = {}
         self._failed: dict[str, str] = {}
         self._collector: asyncio.Task[None] | None = None
+        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Clear what a crash left behind, then collect garbage every hour."""
-        await asyncio.to_thread(
-            self.cache.collect_garbage, self._needed(), self._max_age(), leftovers_age=0
-        )
+        """Clear what a crash left behind, build what the tasks need, collect hourly."""
+        await asyncio.to_thread(self._recover)
+        self._started = True
+        for tracked in list(self._tracked.values()):
+            if isinstance(tracked.planned, EnvPlan):
+                self._ensure(tracked.planned)
         self._collector = asyncio.get_running_loop().create_task(self._collect_periodically())
+
+    def _recover(self) -> None:
+        # Orphaned installers first: alive, they would keep writing into the directory
+        # being removed, and into the log of the build that replaces theirs. Then every
+        # unlinked build: no build of ours has begun, so none of them is in progress.
+        self.cache.stop_orphans()
+        self.cache.collect_garbage(self._needed(), self._max_age(), leftovers_age=0)
 
     async def stop(self) -> None:
         """Kill running installers; their builds fail and nothing half-built is used."""
@@ -94,7 +108,10 @@ class Provisioner:
 
     def track(self, task: EnvNeeds, planned: Planned) -> None:
         """Take in a new or changed task and build its environment if it lacks one."""
+        before = self._tracked.get(task.name)
         self._tracked[task.name] = _Tracked(task, planned)
+        if isinstance(planned, str) and (before is None or before.planned != planned):
+            logger.error("%s", TaskEnvError(task.name, f"has no interpreter: {planned}"))
         if isinstance(planned, EnvPlan):
             # A changed task gets another try: the fix may be outside the file (an index).
             self._failed.pop(planned.hash, None)
@@ -111,6 +128,26 @@ class Provisioner:
             self._failed.pop(planned.hash, None)
             self._ensure(planned, force=True)
         return self.info(name)
+
+    def problem(self, name: str) -> str | None:
+        """Why the task's environment cannot be had (no interpreter, a failed build), if so."""
+        planned = self._planned(name)
+        if isinstance(planned, str):
+            return str(TaskEnvError(name, f"has no interpreter: {planned}"))
+        if isinstance(planned, EnvPlan) and planned.hash in self._failed:
+            log = self._layout.env_log(name)
+            failure = self._failed[planned.hash]
+            return str(TaskEnvError(name, f"failed to build (all its output: {log}): {failure}"))
+        return None
+
+    def failed(self) -> set[str]:
+        """The tasks whose environment cannot be had: no interpreter fits, or its build failed."""
+        return {
+            name
+            for name, tracked in self._tracked.items()
+            if isinstance(tracked.planned, str)
+            or (isinstance(tracked.planned, EnvPlan) and tracked.planned.hash in self._failed)
+        }
 
     def info(self, name: str) -> EnvInfo:
         """The task's environment status for the API and CLI."""
@@ -191,6 +228,8 @@ class Provisioner:
 
     def _ensure(self, planned: EnvPlan, force: bool = False) -> None:
         digest = planned.hash
+        if not self._started:
+            return  # `start` ensures every tracked plan, once leftovers are cleared
         if digest in self._building or (not force and digest in self._failed):
             return
         if not force:
@@ -211,19 +250,25 @@ class Provisioner:
             self._failed[digest] = "its build was cancelled (Tasse stopped)"
             return
         error = build.exception()
+        names = self._users(digest)
         if error is None:
             self._ready[digest] = build.result()
             self._failed.pop(digest, None)
         else:
             self._failed[digest] = str(error)
-            logger.error("environment %s failed to build: %s", digest, error)
+            logger.error("%s: environment %s failed to build: %s", _tasks(names), digest, error)
         # Not the shared bare environment's log: it would be copied to every task.
         if error is None and not planned.dependencies.requirements:
             return
-        for name, tracked in self._tracked.items():
-            here = tracked.planned
-            if isinstance(here, EnvPlan) and here.hash == digest:
-                self._copy_log(name, digest)
+        for name in names:
+            self._copy_log(name, digest)
+
+    def _users(self, digest: str) -> list[str]:
+        return sorted(
+            name
+            for name, tracked in self._tracked.items()
+            if isinstance(tracked.planned, EnvPlan) and tracked.planned.hash == digest
+        )
 
     def _copy_log(self, name: str, digest: str) -> None:
         log = self._layout.env_log(name)
@@ -261,3 +306,11 @@ class Provisioner:
                 logger.info(
                     "environment %s removed: unused for %g days", digest, self._max_age() / 86400
                 )
+
+
+def _tasks(names: list[str], most: int = 10) -> str:
+    # A shared environment can serve thousands of tasks: name a few, count the rest.
+    if not names:
+        return "no task (any more)"
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ("task " if len(names) == 1 else "tasks ") + ", ".join(names[:most]) + more

@@ -11,9 +11,11 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeEngine
+
+from tasse.errors import StoreDriverMissingError
 
 #: a bare scheme gets the driver Tasse's extras install (`postgres`, `mysql`)
 _DRIVERS = {
@@ -21,6 +23,12 @@ _DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql",
+}
+#: a driver's module → how to install it
+_INSTALL = {
+    "psycopg": "pip install 'tasse[postgres]'",
+    "pymysql": "pip install 'tasse[mysql]'",
+    "psycopg2": "pip install psycopg2-binary",
 }
 
 
@@ -68,12 +76,15 @@ def make_engine(address: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
         url = url.set(drivername=_DRIVERS[url.drivername])
     backend = url.get_backend_name()
     if backend != "sqlite":
-        return create_engine(
-            url,
-            pool_pre_ping=True,
-            pool_timeout=timeouts.connect,
-            connect_args=_server_timeouts(backend, timeouts),
-        )
+        try:
+            return create_engine(  # imports the driver
+                url,
+                pool_pre_ping=True,
+                pool_timeout=timeouts.connect,
+                connect_args=_server_timeouts(backend, timeouts),
+            )
+        except ImportError as error:
+            raise _driver_missing(url, error) from None
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -81,6 +92,13 @@ def make_engine(address: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
     )
     event.listen(engine, "connect", functools.partial(_tune_sqlite, timeouts=timeouts))
     return engine
+
+
+def _driver_missing(url: URL, error: ImportError) -> StoreDriverMissingError:
+    # One line saying what to install, not thirty of SQLAlchemy's import machinery.
+    module = (error.name or url.get_driver_name()).partition(".")[0]
+    install = _INSTALL.get(module, f"install the package that provides {module!r}")
+    return StoreDriverMissingError(url.render_as_string(hide_password=True), module, install)
 
 
 def _server_timeouts(backend: str, timeouts: Timeouts) -> dict[str, Any]:

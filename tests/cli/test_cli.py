@@ -68,6 +68,40 @@ def test_validate_passes_on_good_tasks(make_task: MakeTask, data_dir: Path) -> N
     assert result.returncode == 0, result.stdout
 
 
+def test_validate_reports_a_task_no_interpreter_fits(make_task: MakeTask, data_dir: Path) -> None:
+    make_task("good", "scheduler: {trigger: interval, seconds: 5}\n")
+    make_task("future", 'python: "3.99"\n')
+    result = tasse(data_dir, "validate")
+    assert result.returncode == 1
+    [line] = result.stdout.strip().splitlines()
+    assert "'future'" in line
+    assert "no interpreter" in line
+    assert "3.99" in line
+    assert "1 task(s) valid, 1 broken" in result.stderr
+    assert not (data_dir / "venvs").exists()  # planned only: nothing was built
+
+
+def test_validate_build_builds_and_reports_a_failed_build(
+    make_task: MakeTask, data_dir: Path
+) -> None:
+    # A local path that is not there: the installer fails at once, without an index.
+    make_task("broken", None, requirements__txt="./no-such-package\n")
+    planned_only = tasse(data_dir, "validate")
+    assert planned_only.returncode == 0, planned_only.stdout  # not built, so not known bad
+
+    built = tasse(data_dir, "validate", "--build")
+    assert built.returncode == 1
+    assert "task 'broken': its Python environment failed to build" in built.stdout
+    assert "no-such-package" in built.stdout
+    assert "0 task(s) valid, 1 broken" in built.stderr
+
+    # The failed build is remembered: without --build, its last attempt counts.
+    again = tasse(data_dir, "validate")
+    assert again.returncode == 1
+    assert "failed to build the last time" in again.stdout
+    assert "tasse env broken --rebuild" in again.stdout
+
+
 def test_list_and_next(make_task: MakeTask, data_dir: Path) -> None:
     make_task("daily", "timezone: Europe/Berlin\nscheduler: {trigger: cron, hour: 6, minute: 30}\n")
     make_task("adhoc", None)

@@ -216,7 +216,8 @@ def test_failed_build_refuses_runs_names_the_package_and_heals_when_fixed(
     env_log = (data / "logs" / "broken" / "env.log").read_text()
     assert "pip install" in env_log
     assert MISSING in env_log
-    assert server.http.get("/tasks/broken").json()["error"] is None  # the task itself is fine
+    # The task's own problem too: no run of it can run its code.
+    assert "Python environment failed to build" in server.http.get("/tasks/broken").json()["error"]
 
     refused = server.http.post("/tasks/broken/run")
     assert refused.status_code == 409
@@ -387,7 +388,8 @@ def test_pep723_script_gets_its_env_and_a_missing_python_fails_alone(server: Ser
             "task.yaml": 'python: "3.12"\nscheduler: {trigger: interval, seconds: 1}\n',
         },
     )
-    rescan(server, "inline", "py312")  # a missing Python is the env's error, not the task's
+    rescan(server, "inline")
+    assert "3.12" in server.http.get("/tasks/py312").json()["error"]  # no Python: a problem
 
     env = wait_env(server, "inline", "ready")
     assert (env["source"], env["requirements"]) == ("task.py", ["six"])
