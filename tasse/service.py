@@ -29,7 +29,7 @@ from tasse.store.runs import RunStore
 from tasse.store.writer import RecordWriter
 from tasse.tasks import discovery
 from tasse.tasks.catalog import Catalog
-from tasse.tasks.definitions import shown_command
+from tasse.tasks.info import task_info
 from tasse.tasks.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.tasks.reloader import Reloader
 from tasse.tasks.seeds import Seeder
@@ -240,36 +240,22 @@ class Tasse:
         return entry.task
 
     def _info(self, entry: TaskEntry) -> TaskInfo:
-        task = entry.task
-        error = str(entry.error) if entry.error else None
-        last_run = self.dispatcher.last_runs.get(entry.name)
+        task, name = entry.task, entry.name
+        source = self.catalog.source_of(name)
+        last_run = self.dispatcher.last_runs.get(name)
+        definition = self.catalog.definition(name)
         if task is None:
-            return TaskInfo(
-                name=entry.name,
-                source=self.catalog.source_of(entry.name),
-                enabled=False,
-                error=error,
-                last_run=last_run,
-                definition=self.catalog.definition(entry.name),
-            )
-        spec = task.spec
-        return TaskInfo(
-            name=entry.name,
-            source=task.source,
-            description=spec.description,
-            enabled=spec.enabled,
-            schedules=[
-                t if isinstance(t, str) else t.model_dump(mode="json", exclude_defaults=True)
-                for t in spec.triggers
-            ],
-            next_run_at=self.scheduler.next_run_at(entry.name),
+            return task_info(entry, source=source, last_run=last_run, definition=definition)
+        env_of = task.reference or name  # a reference runs in its target's environment
+        return task_info(
+            entry,
+            source=source,
             last_run=last_run,
-            error=error or self.envs.problem(task.reference or entry.name),
-            folder=str(task.folder) if task.reference is None else None,
-            command=shown_command(task),
-            env=self.envs.info(task.reference or entry.name),
-            policy=asdict(policy_of(spec, self.settings)),
-            definition=self.catalog.definition(entry.name),
+            definition=definition,
+            next_run_at=self.scheduler.next_run_at(name),
+            env=self.envs.info(env_of),
+            env_problem=self.envs.problem(env_of),
+            policy=asdict(policy_of(task.spec, self.settings)),
         )
 
     def rebuild_env(self, name: str) -> EnvInfo:

@@ -1,0 +1,54 @@
+"""What the API and CLI show of a task: its entry, with what the other parts know of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tasse.models import EnvInfo, Run, TaskInfo, TaskSource
+from tasse.tasks.definitions import shown_command
+from tasse.tasks.registry import TaskEntry
+
+
+def task_info(
+    entry: TaskEntry,
+    *,
+    source: TaskSource,
+    last_run: Run | None,
+    next_run_at: datetime | None = None,
+    env: EnvInfo | None = None,
+    env_problem: str | None = None,
+    policy: dict[str, Any] | None = None,
+    definition: dict[str, Any] | None = None,
+) -> TaskInfo:
+    """The task as shown: a broken one with its error, a loaded one with all it is."""
+    task = entry.task
+    error = str(entry.error) if entry.error else None
+    if task is None:
+        return TaskInfo(
+            name=entry.name,
+            source=source,
+            enabled=False,
+            error=error,
+            last_run=last_run,
+            definition=definition,
+        )
+    spec = task.spec
+    return TaskInfo(
+        name=entry.name,
+        source=task.source,
+        description=spec.description,
+        enabled=spec.enabled,
+        schedules=[
+            t if isinstance(t, str) else t.model_dump(mode="json", exclude_defaults=True)
+            for t in spec.triggers
+        ],
+        next_run_at=next_run_at,
+        last_run=last_run,
+        error=error or env_problem,
+        folder=str(task.folder) if task.reference is None else None,
+        command=shown_command(task),
+        env=env or EnvInfo(),
+        policy=policy or {},
+        definition=definition,
+    )
