@@ -1,0 +1,1 @@
+"""Schedules: crontab lines and the wall-clock times they fire at."""
