@@ -8,11 +8,11 @@ hours (fall back) it runs only wildcard jobs until the clock is back where it wa
 forward run every job for each skipped minute; larger jumps either way are clock corrections and
 simply use the new time.
 
-Here: a fixed-time line's skipped times fire right after the jump, in order, at distinct
-instants: the jump plus one microsecond for each second the time lies into the gap (02:00 → the
-jump itself, 02:30 → 1,800 µs later), and its own time at the jump, if it has one, after them
-(the jump plus the length of the gap in µs). Seconds fields extend the rule: a `*` at the start
-of the seconds, minute or hour field makes a wildcard line.
+Here: the skipped times a line catches up fire right after the jump, in order, one microsecond
+apart from the jump itself on (in Berlin `30 2 * * *` fires at 03:00:00, `0,30 2 * * *` at
+03:00:00 and 03:00:00.000001), and the line's own time at the jump, if it has one, one
+microsecond after the last of them: distinct instants, in cron's order. Seconds fields extend
+the rule: a `*` at the start of the seconds, minute or hour field makes a wildcard line.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _fire(line: CronLine, zone: ZoneInfo, wall: datetime) -> int | None:
     if not _catches_up(line, late - early):
         return None
     jump = _transition(zone, local - late, local - early)
-    return jump * _US + (local - (jump + early))
+    return jump * _US + _count(line, _naive(jump + early), wall)
 
 
 def _after_gap(line: CronLine, zone: ZoneInfo, wall: datetime, instant: int, offset: int) -> int:
@@ -122,10 +122,32 @@ def _after_gap(line: CronLine, zone: ZoneInfo, wall: datetime, instant: int, off
     shift = offset - _offset_at(zone, instant - 1)
     if shift <= 0 or not _catches_up(line, shift):
         return instant * _US
-    skipped = _next_wall(line, wall - shift * _SECOND)
-    if skipped is None or skipped >= wall:
-        return instant * _US
-    return instant * _US + shift
+    return instant * _US + _count(line, wall - shift * _SECOND, wall)
+
+
+def _count(line: CronLine, start: datetime, end: datetime) -> int:
+    """How many wall times in [start, end) the line matches (a gap: within a day or two)."""
+    total, day = 0, start.date()
+    while day <= end.date():
+        if _next_day(line, day) == day:
+            low = start.time() if day == start.date() else None
+            high = end.time() if day == end.date() else None
+            total += _times_before(line, high) - (_times_before(line, low) if low else 0)
+        day += _DAY
+    return total
+
+
+def _times_before(line: CronLine, moment: time | None) -> int:
+    """How many of the line's times of day come before `moment` (None: the end of the day)."""
+    hours, minutes, seconds = line.sorted_hours, line.sorted_minutes, line.sorted_seconds
+    if moment is None:
+        return len(hours) * len(minutes) * len(seconds)
+    count = bisect.bisect_left(hours, moment.hour) * len(minutes) * len(seconds)
+    if moment.hour in line.hours:
+        count += bisect.bisect_left(minutes, moment.minute) * len(seconds)
+        if moment.minute in line.minutes:
+            count += bisect.bisect_left(seconds, moment.second)
+    return count
 
 
 def _catches_up(line: CronLine, shift: int) -> bool:
