@@ -13,6 +13,9 @@ apart from the jump itself on (in Berlin `30 2 * * *` fires at 03:00:00, `0,30 2
 03:00:00 and 03:00:00.000001), and the line's own time at the jump, if it has one, one
 microsecond after the last of them: distinct instants, in cron's order. Seconds fields extend
 the rule: a `*` at the start of the seconds, minute or hour field makes a wildcard line.
+
+Fires come back in `zone`. Compare them in UTC: Python never finds a time of a repeated hour
+equal (==) to one in another zone (PEP 495); ordering and arithmetic are not affected.
 """
 
 from __future__ import annotations

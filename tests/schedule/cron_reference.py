@@ -21,8 +21,8 @@ What cron.c leaves to the machine, and this replay fixes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from tasse.schedule.cronline import CronLine
@@ -32,8 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
-@dataclass(frozen=True)
-class Lookup:
+class Lookup(NamedTuple):
     """One call of find_jobs: a virtual time, the kinds of job wanted, and when cron woke."""
 
     wall: datetime  # the virtual time as a wall-clock time (gmtime of the local seconds)
@@ -55,12 +54,13 @@ def cron_loop(zone: ZoneInfo, start: datetime, end: datetime, unit: int) -> list
     small, large = 5 * 60 // unit, 3 * MINUTE_COUNT * 60 // unit
     virtual = running = wall_tick(zone, real, unit)
     lookups: list[Lookup] = []
+    last = end.timestamp()
 
     def find(tick: int, do_wild: bool, do_non_wild: bool, wake: int) -> None:
         wall = NAIVE_EPOCH + timedelta(seconds=tick * unit)
         lookups.append(Lookup(wall, do_wild, do_non_wild, wake))
 
-    while real < end.timestamp():
+    while real < last:
         real += unit
         now = wall_tick(zone, real, unit)
         if now == running:

@@ -17,17 +17,22 @@ def random_line(rng: random.Random, focus: datetime | None = None) -> str:
     if kind < 0.08:
         macro = rng.choice(list(MACROS))
         return macro.upper() if rng.random() < 0.2 else macro
-    second = random_field(rng, 0, 59, focus and focus.second)
+    at: dict[str, int] = {}
+    if focus is not None:
+        at = {"second": focus.second, "minute": focus.minute, "hour": focus.hour}
+        at |= {"day": focus.day, "month": focus.month, "year": focus.year}
+    second = random_field(rng, 0, 59, at.get("second"))
+    month = random_field(rng, 1, 12, at.get("month"), star=0.6)
     fields = [
-        random_field(rng, 0, 59, focus and focus.minute),
-        random_field(rng, 0, 23, focus and focus.hour),
-        random_field(rng, 1, 31, focus and focus.day, star=0.5),
-        named(rng, random_field(rng, 1, 12, focus and focus.month, star=0.6), MONTHS, 1),
+        random_field(rng, 0, 59, at.get("minute")),
+        random_field(rng, 0, 23, at.get("hour")),
+        random_field(rng, 1, 31, at.get("day"), star=0.5),
+        named(rng, month, MONTHS, 1),
         weekday_field(rng, focus),
     ]
     if kind < 0.7:
         return " ".join(fields)
-    year = random_field(rng, 2024, 2031, focus and focus.year, star=0.5)
+    year = random_field(rng, 2024, 2031, at.get("year"), star=0.5)
     if kind < 0.88:
         return " ".join([second, *fields])
     return " ".join([second, *fields, year])
@@ -35,7 +40,7 @@ def random_line(rng: random.Random, focus: datetime | None = None) -> str:
 
 def weekday_field(rng: random.Random, focus: datetime | None) -> str:
     """A weekday field: numbers (7 for Sunday at times), names in any case, or both."""
-    text = random_field(rng, 0, 6, focus and focus.isoweekday() % 7, star=0.6)
+    text = random_field(rng, 0, 6, None if focus is None else focus.isoweekday() % 7, star=0.6)
     if rng.random() < 0.2:
         text = ",".join("7" if part == "0" else part for part in text.split(","))
     return named(rng, text, WEEKDAYS, 0)

@@ -151,7 +151,7 @@ def test_fields_hold_the_allowed_values() -> None:
     assert line.weekdays == {5, 6, 0}  # 7 is Sunday
     assert line.seconds == {0}
     assert line.years is None
-    assert parse_line("0 0 0 1 1 * 2027,2029-2030").years == {2027, 2029, 2030}
+    assert parse_line("0 0 0 1 1 * 2027,2029-2030").years == frozenset({2027, 2029, 2030})
     assert parse_line("0 0 0 1 1 * *").years is None
 
 
