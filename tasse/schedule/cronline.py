@@ -45,6 +45,7 @@ _MONTH = _Field("month", 1, 12, _MONTHS, 1)
 # 7 is Sunday as well as 0, as in every cron.
 _WEEKDAY = _Field("day_of_week", 0, 7, _WEEKDAYS, 0)
 _YEAR = _Field("year", 1970, 2099)
+_MONTH_LENGTHS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _LAYOUTS = {
     5: (_MINUTE, _HOUR, _DAY, _MONTH, _WEEKDAY),
     6: (_SECOND, _MINUTE, _HOUR, _DAY, _MONTH, _WEEKDAY),
@@ -79,6 +80,8 @@ class CronLine:
     sorted_hours: tuple[int, ...] = field(init=False, repr=False, compare=False)
     sorted_days: tuple[int, ...] = field(init=False, repr=False, compare=False)
     sorted_years: tuple[int, ...] | None = field(init=False, repr=False, compare=False)
+    #: False for a line no calendar day matches, such as `0 0 30 2 *`
+    some_day_matches: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, values, low, high in (
@@ -99,6 +102,14 @@ class CronLine:
         object.__setattr__(self, "sorted_days", tuple(sorted(self.days)))
         years = None if self.years is None else tuple(sorted(self.years))
         object.__setattr__(self, "sorted_years", years)
+        object.__setattr__(self, "some_day_matches", self._some_day_matches())
+
+    def _some_day_matches(self) -> bool:
+        if not (self.dom_star or self.dow_star):
+            return True  # a day of the month or a weekday: every month has every weekday
+        # Both must match: some allowed day must exist in some allowed month (each weekday
+        # falls on it in some year); a set of years is searched to its end instead.
+        return min(self.days) <= max(_MONTH_LENGTHS[month] for month in self.months)
 
     @property
     def wildcard(self) -> bool:

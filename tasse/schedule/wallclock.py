@@ -55,7 +55,7 @@ def next_fire(line: CronLine, after: datetime, zone: ZoneInfo) -> datetime | Non
 
 
 def _first_fire(line: CronLine, zone: ZoneInfo, after: int) -> int | None:
-    if not _can_fire(line):
+    if not line.some_day_matches:
         return None
     second = after // _US
     local = datetime.fromtimestamp(second, zone)
@@ -65,15 +65,9 @@ def _first_fire(line: CronLine, zone: ZoneInfo, after: int) -> int | None:
     # Right after a jump forward, the catch-ups of the skipped times may still be ahead.
     wall = local.replace(tzinfo=None)
     shift = offset - _offset_at(zone, second - 1)
-    start = wall - shift * _SECOND if shift > 0 else wall
+    # (otherwise the wall time of `after` itself is past: it ran at or before `after`)
+    start = wall - shift * _SECOND if shift > 0 else wall + _SECOND
     return _scan(line, zone, start, after)
-
-
-def _can_fire(line: CronLine) -> bool:
-    """Whether any day ever matches: `0 0 30 2 *` never does."""
-    if not (line.dom_star or line.dow_star):
-        return True  # either a day or a weekday: every month has every weekday
-    return min(line.days) <= max(_MONTH_DAYS[month] for month in line.months)
 
 
 def _from_repeat(line: CronLine, zone: ZoneInfo, wall: datetime, after: int) -> int | None:
@@ -135,7 +129,8 @@ def _count(line: CronLine, start: datetime, end: datetime) -> int:
         if _next_day(line, day) == day:
             low = start.time() if day == start.date() else None
             high = end.time() if day == end.date() else None
-            total += _times_before(line, high) - (_times_before(line, low) if low else 0)
+            before = 0 if low is None else _times_before(line, low)
+            total += _times_before(line, high) - before
         day += _DAY
     return total
 
