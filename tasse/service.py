@@ -19,7 +19,6 @@ from tasse.runs.logs import follow
 from tasse.runs.policies import policy_of
 from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
 from tasse.schedule.scheduler import Scheduler
-from tasse.schedule.triggers import upcoming
 from tasse.settings import Settings
 from tasse.store.fire_times import FireTimes
 from tasse.store.log_files import LogLayout
@@ -197,7 +196,7 @@ class Tasse:
         entry = self._entry(name)
         if entry.task is None or not entry.task.spec.enabled:
             return []
-        return upcoming(entry.triggers, count, datetime.now(UTC))
+        return self.scheduler.upcoming(name, count)
 
     def _entry(self, name: str) -> TaskEntry:
         entry = self.registry.entries.get(name)

@@ -14,6 +14,9 @@ apart from the jump itself on (in Berlin `30 2 * * *` fires at 03:00:00, `0,30 2
 microsecond after the last of them: distinct instants, in cron's order. Seconds fields extend
 the rule: a `*` at the start of the seconds, minute or hour field makes a wildcard line.
 
+The rules need only which wall-clock times a schedule names (`WallTimes`): a crontab line
+(`LineTimes`, here) and a `trigger: cron` mapping (schedule/mapping.py) fire by the same code.
+
 Fires come back in `zone`. Compare them in UTC: Python never finds a time of a repeated hour
 equal (==) to one in another zone (PEP 495); ordering and arithmetic are not affected.
 """
@@ -23,12 +26,22 @@ from __future__ import annotations
 import bisect
 import calendar
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from tasse.schedule.cronline import CronLine, is_reboot, parse_line
 
-__all__ = ["CronLine", "is_reboot", "next_fire", "parse_line"]
+__all__ = [
+    "CronLine",
+    "LineTimes",
+    "WallTimes",
+    "is_reboot",
+    "next_fire",
+    "next_fire_of",
+    "parse_line",
+]
 
 #: Debian's cron.c: a jump forward below 5 minutes runs every job for each skipped minute...
 SMALL_JUMP = 5 * 60
@@ -46,80 +59,122 @@ _US = 1_000_000
 _MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
+class WallTimes(Protocol):
+    """The wall-clock times a schedule names, whatever its syntax, and its kind of job."""
+
+    @property
+    def wildcard(self) -> bool:
+        """cron(8)'s wildcard job: runs by the new clock at a change, catches nothing up."""
+        ...
+
+    def next_wall(self, wall: datetime) -> datetime | None:
+        """The first named wall time (naive, whole seconds) at or after `wall`."""
+        ...
+
+    def count(self, start: datetime, end: datetime) -> int:
+        """How many named wall times lie in [start, end) (a skipped interval: under 3 hours)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LineTimes:
+    """The wall times of a crontab line."""
+
+    line: CronLine
+
+    @property
+    def wildcard(self) -> bool:
+        """cron(8)'s wildcard job (a time field starts with `*`, or @hourly)."""
+        return self.line.wildcard
+
+    def next_wall(self, wall: datetime) -> datetime | None:
+        """The first wall time at or after `wall` that the line matches."""
+        if not self.line.some_day_matches:
+            return None  # (the search would run to the end of the calendar)
+        return _next_wall(self.line, wall)
+
+    def count(self, start: datetime, end: datetime) -> int:
+        """How many wall times in [start, end) the line matches."""
+        return _count(self.line, start, end)
+
+
 def next_fire(line: CronLine, after: datetime, zone: ZoneInfo) -> datetime | None:
     """The first instant strictly after `after` (aware) at which Debian's cron runs the line."""
+    return next_fire_of(LineTimes(line), after, zone)
+
+
+def next_fire_of(times: WallTimes, after: datetime, zone: ZoneInfo) -> datetime | None:
+    """The first instant strictly after `after` (aware) at which cron's rules run `times`."""
     if after.utcoffset() is None:
         raise ValueError(f"after must be an aware datetime, not {after!r}")
-    found = _first_fire(line, zone, (after - _EPOCH) // _MICRO)
+    found = _first_fire(times, zone, (after - _EPOCH) // _MICRO)
     return None if found is None else (_EPOCH + found * _MICRO).astimezone(zone)
 
 
-def _first_fire(line: CronLine, zone: ZoneInfo, after: int) -> int | None:
-    if not line.some_day_matches:
-        return None
+def _first_fire(times: WallTimes, zone: ZoneInfo, after: int) -> int | None:
     second = after // _US
     local = datetime.fromtimestamp(second, zone)
     offset = _offset(local)
     if _offset(local.replace(fold=1 - local.fold)) != offset:
-        return _from_repeat(line, zone, local.replace(tzinfo=None, fold=0), after)
+        return _from_repeat(times, zone, local.replace(tzinfo=None, fold=0), after)
     # Right after a jump forward, the catch-ups of the skipped times may still be ahead.
     wall = local.replace(tzinfo=None)
     shift = offset - _offset_at(zone, second - 1)
     # (otherwise the wall time of `after` itself is past: it ran at or before `after`)
     start = wall - shift * _SECOND if shift > 0 else wall + _SECOND
-    return _scan(line, zone, start, after)
+    return _scan(times, zone, start, after)
 
 
-def _from_repeat(line: CronLine, zone: ZoneInfo, wall: datetime, after: int) -> int | None:
+def _from_repeat(times: WallTimes, zone: ZoneInfo, wall: datetime, after: int) -> int | None:
     """The next fire when `after` lies in a repeated interval (first or second pass)."""
     early, late = _wall_offsets(zone, wall)
     local = _seconds(wall)
     jump = _transition(zone, local - early, local - late)
     end = _naive(jump + early)
     if after // _US < jump:
-        found = _scan(line, zone, wall, after, stop=end)
+        found = _scan(times, zone, wall, after, stop=end)
         if found is not None:
             return found
-    if _fires_twice(line, early - late):
+    if _fires_twice(times, early - late):
         # The second pass: wall time again from the start of the repeated interval.
         lowest = max(jump + late, (after + late * _US) // _US + 1)
-        again = _next_wall(line, _naive(lowest))
+        again = times.next_wall(_naive(lowest))
         if again is not None and again < end:
             return (_seconds(again) - late) * _US
-    return _scan(line, zone, end, after)
+    return _scan(times, zone, end, after)
 
 
 def _scan(
-    line: CronLine, zone: ZoneInfo, start: datetime, after: int, stop: datetime | None = None
+    times: WallTimes, zone: ZoneInfo, start: datetime, after: int, stop: datetime | None = None
 ) -> int | None:
-    """The first fire after `after` of the line's wall times from `start` (before `stop`)."""
-    wall = _next_wall(line, start)
+    """The first fire after `after` of the wall times from `start` (before `stop`)."""
+    wall = times.next_wall(start)
     while wall is not None and (stop is None or wall < stop):
-        fire = _fire(line, zone, wall)
+        fire = _fire(times, zone, wall)
         if fire is not None and fire > after:
             return fire
-        wall = _next_wall(line, _past_gap(zone, wall) if fire is None else wall + _SECOND)
+        wall = times.next_wall(_past_gap(zone, wall) if fire is None else wall + _SECOND)
     return None
 
 
-def _fire(line: CronLine, zone: ZoneInfo, wall: datetime) -> int | None:
+def _fire(times: WallTimes, zone: ZoneInfo, wall: datetime) -> int | None:
     """The instant (µs since the epoch) a wall time runs at, first pass; None if never."""
     early, late = _wall_offsets(zone, wall)
     local = _seconds(wall)
     if early >= late:
-        return _after_gap(line, zone, wall, local - early, early)
-    if not _catches_up(line, late - early):
+        return _after_gap(times, zone, wall, local - early, early)
+    if not _catches_up(times, late - early):
         return None
     jump = _transition(zone, local - late, local - early)
-    return jump * _US + _count(line, _naive(jump + early), wall)
+    return jump * _US + times.count(_naive(jump + early), wall)
 
 
-def _after_gap(line: CronLine, zone: ZoneInfo, wall: datetime, instant: int, offset: int) -> int:
+def _after_gap(times: WallTimes, zone: ZoneInfo, wall: datetime, instant: int, offset: int) -> int:
     """A wall time's instant; moved after the catch-ups when it is the first one past a gap."""
     shift = offset - _offset_at(zone, instant - 1)
-    if shift <= 0 or not _catches_up(line, shift):
+    if shift <= 0 or not _catches_up(times, shift):
         return instant * _US
-    return instant * _US + _count(line, wall - shift * _SECOND, wall)
+    return instant * _US + times.count(wall - shift * _SECOND, wall)
 
 
 def _count(line: CronLine, start: datetime, end: datetime) -> int:
@@ -148,16 +203,16 @@ def _times_before(line: CronLine, moment: time | None) -> int:
     return count
 
 
-def _catches_up(line: CronLine, shift: int) -> bool:
-    """Whether the line runs its skipped times after a jump forward of `shift` seconds."""
+def _catches_up(times: WallTimes, shift: int) -> bool:
+    """Whether a schedule runs its skipped times after a jump forward of `shift` seconds."""
     if shift < SMALL_JUMP:
         return True
-    return shift < LARGE_JUMP and not line.wildcard
+    return shift < LARGE_JUMP and not times.wildcard
 
 
-def _fires_twice(line: CronLine, back: int) -> bool:
-    """Whether the line runs again in a wall-clock interval repeated after a jump back."""
-    return line.wildcard or back > LARGE_JUMP
+def _fires_twice(times: WallTimes, back: int) -> bool:
+    """Whether a schedule runs again in a wall-clock interval repeated after a jump back."""
+    return times.wildcard or back > LARGE_JUMP
 
 
 def _past_gap(zone: ZoneInfo, wall: datetime) -> datetime:
