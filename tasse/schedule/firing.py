@@ -41,11 +41,19 @@ def next_fire_time(
     else:
         # At or after now, as APScheduler's own triggers answer a job being added.
         after = (max(now, start) if start is not None else now) - _MICRO
-    fire = next_fire_of(times, after, zone)
-    if fire is None or (end is not None and fire > end):
+    if after.utcoffset() is None:
+        raise ValueError(f"fire times are aware datetimes, not {after!r}")
+    try:
+        fire = next_fire_of(times, after, zone)
+        if fire is None or (end is not None and fire > end):
+            return None
+        if jitter:
+            fire = _delayed(times, zone, fire, jitter, key)
+    except (OverflowError, ValueError):
+        # datetime ends in year 9999 ("year 10000 is out of range"), which a mapping may
+        # name: nothing fires beyond it. (Raised into APScheduler, it would stop every
+        # job's wake-ups, not just this one.)
         return None
-    if jitter:
-        fire = _delayed(times, zone, fire, jitter, key)
     return min(fire, end) if end is not None else fire
 
 

@@ -20,9 +20,13 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 
 from tasse.schedule.firing import next_fire_time
-from tasse.schedule.wallclock import LAST_YEAR
 
 _SECOND = timedelta(seconds=1)
+#: Steps of the search before it gives up: a week or weekday field that cannot match the
+#: days the others allow (`{month: 2, week: 43}`) steps a day at a time to year 9999, for
+#: minutes (APScheduler's own search too). Any match comes within one 400-year cycle of the
+#: calendar, about 146,000 days.
+_STEPS_AT_MOST = 200_000
 
 
 class CronMappingTrigger(CronTrigger):  # type: ignore[misc]
@@ -62,9 +66,9 @@ class CronMappingTrigger(CronTrigger):  # type: ignore[misc]
     def next_wall(self, wall: datetime) -> datetime | None:
         """The first wall time at or after `wall` (naive, whole seconds) the fields match."""
         # APScheduler's own search (CronTrigger.get_next_fire_time), on a naive time.
-        fieldnum, date = 0, wall
-        while 0 <= fieldnum < len(self.fields):
-            field = self.fields[fieldnum]
+        fieldnum, date, steps = 0, wall, 0
+        while 0 <= fieldnum < len(self.fields) and steps < _STEPS_AT_MOST:
+            field, steps = self.fields[fieldnum], steps + 1
             current, following = field.get_value(date), field.get_next_value(date)
             if following is None:
                 date, fieldnum = self._increment_field_value(date, fieldnum - 1)
@@ -75,7 +79,7 @@ class CronMappingTrigger(CronTrigger):  # type: ignore[misc]
                 date, fieldnum = self._increment_field_value(date, fieldnum)
             else:
                 fieldnum += 1
-        return date if fieldnum >= 0 and date.year <= LAST_YEAR else None
+        return date if fieldnum == len(self.fields) else None
 
     def count(self, start: datetime, end: datetime) -> int:
         """How many wall times in [start, end) the fields match (a skipped interval)."""

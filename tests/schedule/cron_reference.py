@@ -21,6 +21,7 @@ What cron.c leaves to the machine, and this replay fixes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -104,10 +105,17 @@ def wall_tick(zone: ZoneInfo, real: int, unit: int) -> int:
 def debian_runs(line: CronLine, lookups: list[Lookup]) -> list[datetime]:
     """The instants (UTC) the line runs at, for cron_loop's lookups."""
     wild = line.second_star or line.minute_star or line.hour_star  # MIN_STAR | HR_STAR
+    return job_runs(lambda wall: matches(line, wall), wild, lookups)
+
+
+def job_runs(
+    matching: Callable[[datetime], bool], wild: bool, lookups: list[Lookup]
+) -> list[datetime]:
+    """The instants (UTC) a job runs at: one that matches these wall times, wildcard or not."""
     runs: list[datetime] = []
     last_wake, earlier = None, 0
     for lookup in lookups:
-        if not matches(line, lookup.wall):
+        if not matching(lookup.wall):
             continue
         if not ((lookup.do_non_wild and not wild) or (lookup.do_wild and wild)):
             continue
