@@ -1,9 +1,10 @@
 """One crontab line as Debian's cron reads it: the values each field allows, and its `*` flags.
 
-Extensions to Debian's syntax, kept from tasse/crontab.py: a leading seconds field (6 fields), a
-trailing year field (7 fields), macros in any case (`@DAILY`), and `a/n` as `a-<last>/n` (Debian
-refuses it: "step specified without range"). Debian silently reads a reversed range (`5-2`) as
-empty; here it is an error. Only ASCII is accepted, and only ASCII spaces and tabs separate fields.
+Extensions to Debian's syntax, kept from the parser this replaced (schedule/crontab.py): a
+leading seconds field (6 fields), a trailing year field (7 fields), macros in any case
+(`@DAILY`), and `a/n` as `a-<last>/n` (Debian refuses it: "step specified without range").
+Debian silently reads a reversed range (`5-2`) as empty; here it is an error. Only ASCII is
+accepted, and only ASCII spaces and tabs separate fields.
 """
 
 from __future__ import annotations
