@@ -17,8 +17,8 @@ from tasse.tasks.task import Catchup, Overlap, TaskSpec
 #: `catchup: all` runs at most this many of the fires missed while down (the latest ones)
 CATCHUP_AT_MOST = 100
 #: No schedule fires twice within a second (intervals are 1 s or more, calendars count whole
-#: seconds) but for a clock change's catch-ups, a microsecond apart (schedule/wallclock.py):
-#: fires this close are one burst of intended runs, not a backlog
+#: seconds; jitter aside) but for a clock change's catch-ups, a microsecond apart
+#: (schedule/wallclock.py): fires this close are one burst of intended runs, not a backlog
 BURST = timedelta(seconds=1)
 
 

@@ -88,11 +88,14 @@ class CronMappingTrigger(CronTrigger):  # type: ignore[misc]
         if counted is None or counted[0] != start:
             counted = (start, start, [])
         _, reached, walls = counted
+        more = []  # (a new list, not appended to: the cache may be read on another thread)
         wall = self.next_wall(reached) if reached < end else None
         while wall is not None and wall < end:
-            walls.append(wall)
+            more.append(wall)
             wall = self.next_wall(wall + _SECOND)
-        self._counted = (start, max(reached, end), walls)
+        if more or end > reached:
+            walls = walls + more
+            self._counted = (start, max(reached, end), walls)
         return bisect.bisect_left(walls, end)
 
     def _set_field_value(self, dateval: datetime, fieldnum: int, new_value: int) -> datetime:
