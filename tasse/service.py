@@ -19,7 +19,6 @@ from tasse.runs.policies import policy_of
 from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
 from tasse.schedule.lag import LoopLag
 from tasse.schedule.scheduler import Scheduler
-from tasse.schedule.triggers import upcoming
 from tasse.settings import Settings
 from tasse.store.database import Timeouts
 from tasse.store.journal import Journal
@@ -225,7 +224,7 @@ class Tasse:
         entry = self._entry(name)
         if entry.task is None or not entry.task.spec.enabled:
             return []
-        return upcoming(entry.triggers, count, datetime.now(UTC))
+        return self.scheduler.upcoming(name, count)
 
     def _entry(self, name: str) -> TaskEntry:
         entry = self.registry.entries.get(name)

@@ -247,7 +247,9 @@ def _validate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _next(settings: Settings, args: argparse.Namespace) -> int:
-    if " " in args.name.strip() or args.name.startswith("@"):
+    # A task name has no blanks of any kind; a crontab line has (tabs, or non-ASCII ones
+    # that the parser then refuses by name).
+    if len(args.name.split()) > 1 or args.name.strip().startswith("@"):
         zone = args.timezone or settings.timezone
         try:
             triggers: Sequence[Any] = [crontab_trigger(args.name, zone)]

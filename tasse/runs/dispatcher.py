@@ -87,7 +87,8 @@ class Dispatcher:
         if decision.run and decision.run[0] < self.started_at:
             self._caught_up.add(task.name)
         self._record(not_run_records(task.name, decision.not_run))
-        # Caught-up fires (`catchup: all`) run one after another, whatever the overlap.
+        # Caught-up fires (`catchup: all`) and the catch-ups of a clock change (a burst,
+        # policies.BURST) run one after another, whatever the overlap.
         in_turn = len(decision.run) > 1
         for scheduled in decision.run:
             if not in_turn and not self._places.has_room(task.name, policy.max_parallel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tasse.models import RunStatus
 from tasse.settings import Settings
@@ -16,6 +16,10 @@ from tasse.tasks.task import Catchup, Overlap, TaskSpec
 
 #: `catchup: all` runs at most this many of the fires missed while down (the latest ones)
 CATCHUP_AT_MOST = 100
+#: No schedule fires twice within a second (intervals are 1 s or more, calendars count whole
+#: seconds; jitter aside) but for a clock change's catch-ups, a microsecond apart
+#: (schedule/wallclock.py): fires this close are one burst of intended runs, not a backlog
+BURST = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,16 @@ def decide_fires(
     which of them run (the grace time does not apply to them); with `latest`, one per
     task (`caught_up`: another of its schedules has caught up already). Later times came due while
     it was up; several at once mean it was busy, and only the latest runs (the others are
-    `coalesced` into it), if it is not later than the grace time.
+    `coalesced` into it), if it is not later than the grace time. The latest may be a burst
+    of a clock change's catch-ups (less than `BURST` apart): each of them runs, as cron runs
+    each time the clocks skipped.
     """
     decision = FireDecision()
     while_down = [t for t in due if t < started_at]
     while_up = due[len(while_down) :]
     if while_up:
-        *earlier, latest = while_up
+        burst = _last_burst(while_up)
+        earlier, latest = while_up[: -len(burst)], burst[-1]
         late = (now - latest).total_seconds()
         if late > policy.misfire_grace_time:
             reason = (
@@ -98,10 +105,21 @@ def decide_fires(
         else:
             merged = f"due together with the fire at {latest.isoformat()}, which ran instead"
             decision.not_run += [(t, RunStatus.coalesced, merged) for t in earlier]
-            decision.run.append(latest)
+            decision.run += burst
     if while_down:
         _catch_up(decision, while_down, policy.catchup, caught_up)
     return decision
+
+
+def _last_burst(times: list[datetime]) -> list[datetime]:
+    """The last of the times, with those before it less than `BURST` apart (oldest first).
+
+    At most CATCHUP_AT_MOST of them, as for `catchup: all` (a seconds line can skip thousands).
+    """
+    start = len(times) - 1
+    while start > max(0, len(times) - CATCHUP_AT_MOST) and times[start] - times[start - 1] < BURST:
+        start -= 1
+    return times[start:]
 
 
 def _catch_up(

@@ -16,7 +16,7 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from tasse.schedule.triggers import RebootTrigger, Trigger, fingerprint
+from tasse.schedule.triggers import RebootTrigger, Trigger, fingerprint, listing
 from tasse.store.fire_times import FireTime, FireTimeStore
 
 #: called with the task name and the fire times that came due (normally one)
@@ -49,6 +49,10 @@ class _FireExecutor(BaseExecutor):  # type: ignore[misc]
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         raise NotImplementedError("submit_job hands fires over directly")
+
+
+#: a job added before the start: APScheduler computes its next run time when it starts
+_PENDING: Any = object()
 
 
 def _never_called() -> None:
@@ -167,11 +171,23 @@ class Scheduler:
             if self._aps.get_job(job_id) is not None:
                 self._aps.remove_job(job_id)
 
+    def upcoming(self, name: str, count: int) -> list[datetime]:
+        """The task's next `count` fire times: from each job's next one, as they will fire."""
+        return listing(self._next_runs(name), count)
+
     def next_run_at(self, name: str) -> datetime | None:
         """The task's next fire time, or None when nothing is scheduled."""
-        times = []
+        return min((t for _, t in self._next_runs(name) if t is not None), default=None)
+
+    def _next_runs(self, name: str) -> list[tuple[Trigger, datetime | None]]:
+        found = []
         for job_id in self._jobs.get(name, []):
             job = self._aps.get_job(job_id)
-            if job is not None and job.next_run_time is not None:
-                times.append(job.next_run_time)
-        return min(times, default=None)
+            if job is None:
+                continue
+            # A job added before the start has its time once started (unless it was stored).
+            first = getattr(job, "next_run_time", _PENDING)
+            if first is _PENDING:
+                first = job.trigger.get_next_fire_time(None, datetime.now(UTC))
+            found.append((job.trigger, first))
+        return found

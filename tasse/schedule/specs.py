@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from tasse.schedule.crontab import parse_crontab
+from tasse.schedule.cronline import is_reboot, parse_line
 from tasse.values import check_timezone, scalar_to_text
 
 CronField = Annotated[str, BeforeValidator(scalar_to_text)]
@@ -105,8 +105,9 @@ TriggerSpec = Annotated[IntervalSpec | CronSpec | DateSpec, Field(discriminator=
 
 
 def check_crontab(line: str) -> str:
-    """Accept a crontab line that Tasse can fire (see tasse.schedule.crontab)."""
-    parse_crontab(line)
+    """Accept a crontab line that Tasse can fire (see tasse.schedule.cronline), or @reboot."""
+    if not is_reboot(line):
+        parse_line(line)
     return line
 
 

@@ -1,14 +1,17 @@
 """Schedules as APScheduler triggers: interval, cron mapping, date, crontab line, @reboot.
 
-With `scheduler.py`, the only modules that import APScheduler. A trigger answers "when
-next?"; `upcoming` lists that for the API and CLI with the same calls the scheduler makes.
+With `scheduler.py` and `mapping.py`, the only modules that import APScheduler. A trigger
+answers "when next?" (`get_next_fire_time(previous_fire_time, now)`); given a previous fire
+time, every trigger here answers from it alone, never from `now` (firing.py), so `listing`
+and `upcoming` list exactly what the scheduler fires, by chaining the same call.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+import random
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
@@ -18,8 +21,11 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from tasse.errors import ScheduleError
-from tasse.schedule.crontab import is_reboot, parse_crontab
+from tasse.schedule.cronline import is_reboot, parse_line
+from tasse.schedule.firing import next_fire_time
+from tasse.schedule.mapping import CronMappingTrigger
 from tasse.schedule.specs import CronSpec, DateSpec, IntervalSpec
+from tasse.schedule.wallclock import LineTimes
 from tasse.values import check_timezone
 
 #: one schedule of a task, as task.yaml gives it
@@ -81,7 +87,7 @@ def _cron_mapping(spec: CronSpec, zone: ZoneInfo, jitter: float | None) -> Trigg
         "jitter": jitter if spec.jitter is None else spec.jitter,
     }
     try:
-        return CronTrigger(timezone=zone, **spec.fields(), **dates)
+        return CronMappingTrigger(timezone=zone, **spec.fields(), **dates)
     except ValueError as error:
         # APScheduler's message names the value, not the field: find the field ourselves.
         for name, value in spec.fields().items():
@@ -111,88 +117,73 @@ class RebootTrigger(BaseTrigger):  # type: ignore[misc]
         return "@reboot"
 
 
-def upcoming(triggers: Sequence[BaseTrigger], count: int, now: datetime) -> list[datetime]:
-    """The next `count` fire times of all triggers together, in order, without duplicates."""
-    times: set[datetime] = set()
+def upcoming(triggers: Sequence[Trigger], count: int, now: datetime) -> list[datetime]:
+    """The next `count` fire times of triggers scheduled `now`, in order, without duplicates."""
+    # The first as APScheduler asks when it adds a job: (None, now).
+    firsts = []
     for trigger in triggers:
         if isinstance(trigger, RebootTrigger):
             continue  # no time of its own: it fires at the next start of the server
-        previous: datetime | None = None
-        for _ in range(count):
-            try:
-                fire = trigger.get_next_fire_time(previous, previous or now)
-            except OverflowError:  # the calendar ends at year 9999
-                break
-            if fire is None:
-                break
-            if fire >= now:  # a date trigger offers its date even once it has passed
-                times.add(fire)
-            previous = fire
-    return sorted(times)[:count]
+        first = _asked(trigger, None, now)
+        if first is not None and first >= now:  # a date trigger offers its date once passed
+            firsts.append((trigger, first))
+    return listing(firsts, count)
+
+
+def listing(jobs: Iterable[tuple[Trigger, datetime | None]], count: int) -> list[datetime]:
+    """`count` fire times of triggers whose next fire is known, in order, without duplicates.
+
+    From each next fire on, the same call the scheduler makes after firing it (firing.py:
+    the answer depends on the fire time alone, not on when the scheduler woke).
+    """
+    times: dict[datetime, datetime] = {}
+    for trigger, first in jobs:
+        fire, listed = first, 0
+        while fire is not None and listed < count:
+            # (keyed in UTC: a time of a repeated hour never equals one of another zone)
+            times.setdefault(fire.astimezone(UTC), fire)
+            fire, listed = _asked(trigger, fire, fire), listed + 1
+    return [times[key] for key in sorted(times)[:count]]
+
+
+def _asked(trigger: Trigger, previous: datetime | None, now: datetime) -> datetime | None:
+    try:
+        fire: datetime | None = trigger.get_next_fire_time(previous, now)
+    except OverflowError:  # the calendar ends at year 9999
+        return None
+    return fire
 
 
 class CrontabTrigger(BaseTrigger):  # type: ignore[misc]
     """A crontab line, fired as Debian's cron fires it, also across DST changes.
 
-    A line naming fixed hours whose time falls into a skipped hour (spring forward) fires
-    once, right after the jump; in a repeated hour (fall back) it fires once, in the first
-    pass. Lines with `*` hours fire by the clock, as cron runs them.
+    Wall-clock times with cron(8)'s rules (wallclock.py): a fixed-time line runs each time
+    the clocks skip right after the jump, a time they repeat once; a line with `*` at the
+    start of its minute or hour field runs by the new clock.
     """
 
     def __init__(self, line: str, zone: ZoneInfo, jitter: float | None = None):
-        fields = parse_crontab(line)
+        self._times = LineTimes(parse_line(line))
         self.line = line
         # Both are part of what identifies the schedule (fire_times.fingerprint).
         self.timezone = zone
         self.jitter = jitter
-        self._fixed_hours = fields[0].hour != "*"
-        self._triggers = [CronTrigger(timezone=zone, **f.as_options()) for f in fields]
+        self._key = random.getrandbits(64)
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
-        fire = self._next_by_the_clock(previous_fire_time, now)
-        if fire is None or not self.jitter:
-            return fire
-        jittered: datetime = self._apply_jitter(fire, self.jitter, now)
-        return jittered
-
-    def _next_by_the_clock(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        while True:
-            times = [t.get_next_fire_time(previous_fire_time, now) for t in self._triggers]
-            fire: datetime | None = min((t for t in times if t is not None), default=None)
-            if fire is None or not self._fixed_hours:
-                return fire
-            if not _exists(fire):
-                return _end_of_gap(fire)
-            if fire.fold == 1 and fire.replace(fold=0).astimezone(UTC) != fire.astimezone(UTC):
-                previous_fire_time = now = fire  # the hour repeats; it fired the first time
-                continue
-            return fire
+        return next_fire_time(
+            self._times,
+            self.timezone,
+            previous_fire_time,
+            now,
+            jitter=self.jitter,
+            key=self._key,
+        )
 
     def __str__(self) -> str:
         return f"crontab[{self.line}]"
-
-
-def _exists(moment: datetime) -> bool:
-    """False for a wall time the clocks skipped (02:30 on a spring-forward night)."""
-    round_trip = moment.astimezone(UTC).astimezone(moment.tzinfo)
-    return round_trip.replace(tzinfo=None) == moment.replace(tzinfo=None)
-
-
-def _end_of_gap(moment: datetime) -> datetime:
-    """The instant the clocks jumped over `moment`'s skipped wall time."""
-    wall = moment.replace(tzinfo=None)
-    low, high = sorted(moment.replace(fold=f).astimezone(UTC) for f in (0, 1))
-    while high - low > timedelta(microseconds=1):
-        middle = low + (high - low) / 2
-        if middle.astimezone(moment.tzinfo).replace(tzinfo=None) >= wall:
-            high = middle
-        else:
-            low = middle
-    return high.replace(microsecond=0).astimezone(moment.tzinfo)
 
 
 def fingerprint(trigger: object) -> str:
@@ -201,5 +192,6 @@ def fingerprint(trigger: object) -> str:
     # it is built; the scheduler notes the date the task set (or None) as `set_start_date`.
     start = getattr(trigger, "set_start_date", getattr(trigger, "start_date", ""))
     details = [getattr(trigger, "timezone", ""), start, getattr(trigger, "end_date", "")]
-    text = f"{type(trigger).__name__}|{trigger}|{details}|{getattr(trigger, 'jitter', '')}"
+    kind = getattr(trigger, "kind", type(trigger).__name__)
+    text = f"{kind}|{trigger}|{details}|{getattr(trigger, 'jitter', '')}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -133,6 +133,18 @@ def test_next_of_a_crontab_line(data_dir: Path) -> None:
     assert "25" in bad.stderr
 
 
+def test_next_of_a_crontab_line_separated_by_tabs(data_dir: Path) -> None:
+    result = tasse(data_dir, "next", "0\t0\t*\t*\t*", "--timezone", "UTC", "--count", "2")
+    assert result.returncode == 0, result.stderr
+    times = [datetime.fromisoformat(line) for line in result.stdout.split()]
+    assert [(t.hour, t.minute) for t in times] == [(0, 0), (0, 0)]
+    # a no-break space is a blank too, but not one cron takes: refused by name
+    refused = tasse(data_dir, "next", "0\u00a00 * * *")
+    assert refused.returncode == 1
+    assert "U+00A0" in refused.stderr
+    assert "not a task name" not in refused.stderr
+
+
 def test_serve_with_a_bad_store_address_says_so_in_one_line(data_dir: Path) -> None:
     result = tasse(data_dir, "serve", "--store-address", "nosuchdb://x")
     assert result.returncode == 1

@@ -73,6 +73,25 @@ def test_fires_due_together_while_up_are_coalesced_into_the_latest() -> None:
     ]
 
 
+def test_the_catch_ups_of_a_clock_change_each_run() -> None:
+    # `0,30 2 * * *` in Berlin on spring-forward night: 02:00 and 02:30 never came, so both
+    # fire right after the jump, a microsecond apart (schedule/wallclock.py), and come due
+    # together; Debian's cron runs each of them, and so does Tasse (one after another).
+    jump = seconds_ago(1)
+    catch_ups = [jump, jump + timedelta(microseconds=1)]
+    earlier = seconds_ago(30)  # the server was busy: this one is coalesced as before
+    decision = decide_fires([earlier, *catch_ups], NOW, seconds_ago(3600), Policy())
+    assert decision.run == catch_ups
+    assert [(t, s) for t, s, _ in decision.not_run] == [(earlier, RunStatus.coalesced)]
+
+
+def test_a_burst_of_catch_ups_runs_at_most_the_latest_hundred() -> None:
+    burst = [seconds_ago(1) + timedelta(microseconds=n) for n in range(CATCHUP_AT_MOST + 5)]
+    decision = decide_fires(burst, NOW, seconds_ago(3600), Policy())
+    assert decision.run == burst[5:]
+    assert [(t, s) for t, s, _ in decision.not_run] == [(t, RunStatus.coalesced) for t in burst[:5]]
+
+
 @pytest.mark.parametrize(
     ("catchup", "ran"),
     [
