@@ -20,6 +20,7 @@ from fastapi import (
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tasse.errors import TaskConfigError
+from tasse.http.failures import guarded
 from tasse.models import EnvInfo, Run, RunRequest, RunStatus, TaskInfo
 from tasse.service import Tasse
 from tasse.tasks.catalog import API_BODY, validate
@@ -172,9 +173,8 @@ async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
 @router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
 async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> StreamingResponse:
     """The run's output (streamed from its file); with `follow=true` until the run ends."""
-    return StreamingResponse(
-        tasse.follow_log(run_id, live=follow), media_type="text/plain; charset=utf-8"
-    )
+    chunks = guarded(tasse.follow_log(run_id, live=follow), f"the log of run {run_id}")
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
 
 
 @router.post("/runs/{run_id}/cancel", dependencies=Authorized)
