@@ -134,3 +134,21 @@ class StoreUnavailableError(TasseError):
         self.store = store
         self.problem = problem
         super().__init__(f"the job store {store} is not available: {problem}")
+
+
+class FireTimesBudgetError(TasseError, ValueError):
+    """A listing of fire times would take more trigger steps than one request may compute."""
+
+    def __init__(self, task: str, count: int, schedules: int, budget: int):
+        self.task = task
+        most = budget // schedules
+        ask = (
+            f"ask for count={most} or fewer"
+            if most
+            else "the task has more schedules than that: raise the budget"
+        )
+        super().__init__(
+            f"task {task!r}: {count} fire times of {schedules} schedule(s) take "
+            f"{count * schedules:,} trigger steps, more than the {budget:,} one request may "
+            f"compute (setting next_fires_budget, TASSE_NEXT_FIRES_BUDGET); {ask}"
+        )

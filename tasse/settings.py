@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     api_token_file: Path | None = None
     #: a request body larger than this is refused with 413 (it is read into memory whole)
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    #: trigger steps (schedules x count) one `GET /tasks/{name}/next` may compute
+    next_fires_budget: int = Field(10_000, ge=100)
     #: what builds task environments: uv when it is installed (`auto`), or virtualenv + pip
     installer: Literal["auto", "uv", "pip"] = "auto"
     #: a folder (or URL) of wheels the installer may use, for offline machines

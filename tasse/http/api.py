@@ -145,8 +145,8 @@ async def rebuild_env(name: TaskName, tasse: TasseDep) -> EnvInfo:
 async def next_fires(
     name: TaskName, tasse: TasseDep, count: Annotated[int, Query(ge=1, le=1000)] = 10
 ) -> list[datetime]:
-    """The task's next fire times."""
-    return tasse.next_fires(name, count)
+    """The task's next fire times (at most `next_fires_budget` schedules x count, else 422)."""
+    return await tasse.next_fires(name, count)
 
 
 @router.get("/tasks/{name}/runs")
