@@ -163,3 +163,21 @@ class DataFolderBusyError(DataFolderError):
             f"in use by another Tasse server ({holder}); stop it first, or give this "
             "server a data folder of its own (--data-dir)",
         )
+
+
+class FireTimesBudgetError(TasseError, ValueError):
+    """A listing of fire times would take more trigger steps than one request may compute."""
+
+    def __init__(self, task: str, count: int, schedules: int, budget: int):
+        self.task = task
+        most = budget // schedules
+        ask = (
+            f"ask for count={most} or fewer"
+            if most
+            else "the task has more schedules than that: raise the budget"
+        )
+        super().__init__(
+            f"task {task!r}: {count} fire times of {schedules} schedule(s) take "
+            f"{count * schedules:,} trigger steps, more than the {budget:,} one request may "
+            f"compute (setting next_fires_budget, TASSE_NEXT_FIRES_BUDGET); {ask}"
+        )

@@ -11,7 +11,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from tasse.envs.provisioner import Planned, Provisioner
-from tasse.errors import RunNotFoundError, TaskBrokenError, TaskConfigError, TaskNotFoundError
+from tasse.errors import (
+    FireTimesBudgetError,
+    RunNotFoundError,
+    TaskBrokenError,
+    TaskConfigError,
+    TaskNotFoundError,
+)
 from tasse.models import EnvInfo, Run, RunRequest, TaskInfo
 from tasse.runs.dispatcher import Dispatcher
 from tasse.runs.logs import follow
@@ -100,6 +106,7 @@ class Tasse:
         self.lag = LoopLag()
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
+        self._next_fires_slots = asyncio.Semaphore(2)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -219,12 +226,19 @@ class Tasse:
         """One task by name."""
         return self._info(self._entry(name))
 
-    def next_fires(self, name: str, count: int) -> list[datetime]:
-        """The task's next `count` fire times."""
+    async def next_fires(self, name: str, count: int) -> list[datetime]:
+        """The task's next `count` fire times, within the budget, computed off the loop."""
         entry = self._entry(name)
         if entry.task is None or not entry.task.spec.enabled:
             return []
-        return self.scheduler.upcoming(name, count)
+        # A listing takes `count` steps per schedule, each up to a third of a millisecond
+        # (a yearly crontab line): bounded here, and on a worker thread, as the loop fires
+        # schedules; at most two at once, so they cannot fill the threads rescans need.
+        schedules = max(1, len(entry.triggers))
+        if schedules * count > self.settings.next_fires_budget:
+            raise FireTimesBudgetError(name, count, schedules, self.settings.next_fires_budget)
+        async with self._next_fires_slots:
+            return await asyncio.to_thread(self.scheduler.upcoming, name, count)
 
     def _entry(self, name: str) -> TaskEntry:
         entry = self.registry.entries.get(name)

@@ -92,6 +92,16 @@ class Settings(BaseSettings):
     api_token_file: Path | None = None
     #: a request body larger than this is refused with 413 (it is read into memory whole)
     max_request_bytes: int = Field(1024 * 1024, ge=1024)
+    #: seconds a client has to send a whole request (line, headers, body) from the moment it
+    #: connects or starts the request; then it gets 408 and the connection is closed
+    http_request_timeout: float = Field(10.0, gt=0)
+    #: seconds an idle keep-alive connection is kept open between requests
+    http_idle_timeout: float = Field(5.0, gt=0)
+    #: connections open at once (also at most a quarter of the open-file limit, so runs keep
+    #: their file descriptors); a new one then replaces the longest waiting, or gets 503
+    http_max_connections: int = Field(256, ge=1)
+    #: trigger steps (schedules x count) one `GET /tasks/{name}/next` may compute
+    next_fires_budget: int = Field(10_000, ge=100)
     #: what builds task environments: uv when it is installed (`auto`), or virtualenv + pip
     installer: Literal["auto", "uv", "pip"] = "auto"
     #: a folder (or URL) of wheels the installer may use, for offline machines

@@ -27,7 +27,7 @@ CONFINED = {
     "alembic": "store",
     "fastapi": "http",
     "starlette": "http",
-    "uvicorn": "cli",
+    "uvicorn": "http",
 }
 
 

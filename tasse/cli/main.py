@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -149,31 +148,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # interrupted, leftovers are killed or the port is bound: a second server on the same
     # folder must refuse at once, touching nothing. Released once the server has stopped.
     with DataLock(settings.data_dir):
-        import uvicorn  # only `serve` needs the server stack
-
-        from tasse.http.app import create_app
+        from tasse.http.server import serve  # only `serve` needs the server stack
 
         # A bad address is one clear line here, not a traceback from the server's start-up.
         check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
         logging.basicConfig(
             level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-            )
-        )
-        # uvicorn re-raises the stop signal after its graceful shutdown so the process dies
-        # of it; a stop we handled cleanly should exit 0 (what Docker and systemd expect).
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: None)
-        server.run()
-    return 0 if server.started else 1
+        return 0 if serve(settings) else 1
 
 
 def _load(settings: Settings, name: str) -> tuple[Task, tuple[Any, ...]]:

@@ -21,6 +21,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tasse.errors import TaskConfigError
+from tasse.http.failures import guarded
 from tasse.models import EnvInfo, Run, RunRequest, RunStatus, TaskInfo
 from tasse.service import Tasse
 from tasse.tasks.catalog import API_BODY, validate
@@ -144,8 +145,8 @@ async def rebuild_env(name: TaskName, tasse: TasseDep) -> EnvInfo:
 async def next_fires(
     name: TaskName, tasse: TasseDep, count: Annotated[int, Query(ge=1, le=1000)] = 10
 ) -> list[datetime]:
-    """The task's next fire times."""
-    return tasse.next_fires(name, count)
+    """The task's next fire times (at most `next_fires_budget` schedules x count, else 422)."""
+    return await tasse.next_fires(name, count)
 
 
 @router.get("/tasks/{name}/runs")
@@ -179,9 +180,8 @@ async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
 @router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
 async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> StreamingResponse:
     """The run's output (streamed from its file); with `follow=true` until the run ends."""
-    return StreamingResponse(
-        await tasse.follow_log(run_id, live=follow), media_type="text/plain; charset=utf-8"
-    )
+    chunks = guarded(await tasse.follow_log(run_id, live=follow), f"the log of run {run_id}")
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
 
 
 @router.post("/runs/{run_id}/cancel", dependencies=Authorized)

@@ -23,6 +23,7 @@ from tasse.errors import (
     TasseError,
 )
 from tasse.http.api import router
+from tasse.http.failures import InternalErrors
 from tasse.http.limits import BodyLimit
 from tasse.service import Tasse
 from tasse.settings import Settings
@@ -30,7 +31,10 @@ from tasse.values import shorten
 
 logger = logging.getLogger(__name__)
 
-#: Tasse's errors → HTTP statuses; anything else of ours is a bad request
+#: Tasse's errors → HTTP statuses, first match wins; anything else of ours is a bad request.
+#: Exceptions that are not Tasse's are 500s with an id (`InternalErrors`). A store that
+#: fails now raises SQLAlchemy's errors, so those are 500s too; once store/ turns its
+#: timeouts and lost connections into StoreUnavailableError, they are this 503.
 _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (StoreUnavailableError, 503),
     (LookupError, 404),
@@ -87,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(InternalErrors)  # the outermost of ours: it sees what the others raise
     app.add_exception_handler(TasseError, _tasse_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app

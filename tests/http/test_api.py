@@ -49,6 +49,8 @@ class Server:
         self.listen_host = "127.0.0.1"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        #: run in the server's process before it starts (resource limits)
+        self.preexec: Callable[[], None] | None = None
         self.output = data_dir.parent / "server.log"
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
 
@@ -71,6 +73,7 @@ class Server:
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec,
             )
         wait_until(self._healthy, timeout=20)
 

@@ -352,7 +352,7 @@ async def test_next_fires_does_not_list_a_past_date(make_task: MakeTask, tasse: 
     make_task("once", yaml=PAST_DATE)
     await tasse.rescan()
 
-    assert tasse.next_fires("once", 3) == []
+    assert await tasse.next_fires("once", 3) == []
 
 
 @pytest.mark.anyio
@@ -364,7 +364,7 @@ async def test_a_running_tasse_shows_the_next_fire_of_a_cron_task(
     )
     await tasse.rescan()
 
-    fires = tasse.next_fires("daily", 3)
+    fires = await tasse.next_fires("daily", 3)
 
     assert [t.astimezone(BERLIN).strftime("%H:%M") for t in fires] == ["06:30"] * 3
     assert tasse.get_task("daily").next_run_at == fires[0]
