@@ -71,7 +71,9 @@ from harness import (
     write_task,
 )
 
-sys.path.insert(0, str(ROOT))
+# after the other entries: `tasse` stays the one PYTHONPATH or the venv gives (see where())
+sys.path.append(str(ROOT))
+import tasse
 from tasse.models import Run
 from tasse.store.runs import RunStore
 from tests.store.private_postgres import PrivateCluster
@@ -236,9 +238,19 @@ def run_fault(cluster: PrivateCluster, fault: str, table: str, args: Any) -> Out
         outcome.log = log_counts(server.log_path)
         outcome.counted = read_counter(counter)
         outcome.history = read_history(cluster.address, table)
+    except BaseException:
+        show_log_tail(data_dir.parent / "server.log")
+        raise
     finally:
         discard(data_dir)
     return outcome
+
+
+def show_log_tail(log_path: Path, lines: int = 40) -> None:
+    """The end of the server's output (before its folder is removed)."""
+    if log_path.exists():
+        tail = log_path.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- the last lines of {log_path}:", *tail, sep="\n", file=sys.stderr)
 
 
 def timed_call(function: Callable[[], None]) -> float:
@@ -446,10 +458,19 @@ def parse_args() -> Any:
     return args
 
 
+def where() -> str:
+    """Which Tasse is measured: the commit, and the folder its code is imported from."""
+    changed = len(git("status", "--short", "tasse").splitlines())
+    folder = Path(tasse.__file__).parent
+    return (
+        f"commit {git('rev-parse', '--short', 'HEAD')} ({changed} uncommitted in tasse/); {folder}"
+    )
+
+
 def main() -> None:
     args = parse_args()
     faults = args.faults.split(",")
-    print(f"{machine_note()}; commit {git('rev-parse', '--short', 'HEAD')}")
+    print(f"{machine_note()}; {where()}")
     results: dict[str, list[Outcome]] = {fault: [] for fault in faults}
     with private_cluster() as cluster:
         for repetition in range(args.repeat):
