@@ -214,16 +214,20 @@ class RecordWriter:
     def _take(self, timeout: float) -> bool:
         """Move handed-over ops to the backlog; True if a stop was asked for."""
         stop = False
+        taken: list[Op | None] = []
         try:
-            op = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
-            for _ in range(BATCH):
-                if op is None:
-                    stop = True
-                else:
-                    self._backlog.append(op)
-                op = self._inbox.get_nowait()
+            taken.append(
+                self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+            )
+            while len(taken) < BATCH:
+                taken.append(self._inbox.get_nowait())
         except queue.Empty:
             pass
+        for op in taken:  # every op taken is kept: none is left between two batches
+            if op is None:
+                stop = True
+            else:
+                self._backlog.append(op)
         if len(self._backlog) > BEHIND:
             logger.warning("the store writer is %d records behind", len(self._backlog))
         if not self.state.writable:

@@ -157,3 +157,13 @@ def test_the_heartbeat_proves_writes(writer: RecordWriter, store: RunStore) -> N
     with store.engine.connect() as connection:
         rows = connection.execute(text("SELECT name, pid FROM tasse_nodes")).all()
     assert len(rows) == 1
+
+
+def test_more_records_than_a_batch_at_once_are_all_written(
+    writer: RecordWriter, store: RunStore
+) -> None:
+    runs = [make_run(RunStatus.succeeded) for _ in range(3500)]
+    for run in runs:
+        writer.put_runs([run])  # one at a time: the inbox holds more than a batch
+    assert writer.wait_written(30)
+    assert len(store.for_task("job", limit=5000)) == len(runs)
