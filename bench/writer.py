@@ -13,11 +13,11 @@ postgresql://postgres@127.0.0.1:5432/test; fsync and synchronous_commit on, as
 installed) under table names of this run's own (`--store-table-name bench12_<hex>_…`),
 dropped at the end: only tables whose names start with that prefix are ever dropped.
 
-*Lag* (`--lag-rounds` rounds, each a fresh `tasse serve` on SQLite and then one on
-PostgreSQL, `--lag-duration` s each; 2 s of warm-up left out): the 40 tasks and the
-measure of bench/lag.py, its script and parsing imported from it — lag = the task's
-`time.time()` as its first statement - `TASSE_SCHEDULED_AT`; also the run's recorded
-`started_at` - `scheduled_at` (the scheduler's share).
+*Lag* (`--lag-rounds` rounds, each a fresh `tasse serve` on SQLite and one on
+PostgreSQL, the order swapped every round, `--lag-duration` s each; 2 s of warm-up left
+out): the 40 tasks and the measure of bench/lag.py, its script and parsing imported from
+it — lag = the task's `time.time()` as its first statement - `TASSE_SCHEDULED_AT`; also
+the run's recorded `started_at` - `scheduled_at` (the scheduler's share).
 
 *Throughput*, in this process: `RecordWriter(RunStore(address), Journal(path))` started,
 and `put_runs([run])` once per record (one run per call, as Tasse hands them over), the
@@ -112,6 +112,16 @@ def store_lags(flags: tuple[str, ...], offsets: list[float], duration: float) ->
     return result
 
 
+def round_note(result: dict[str, Any]) -> str:
+    """One server's lag p50/p99, its scheduler's share, its runs, the load."""
+    lag, due = result["lag"], result["due → started_at"]
+    return (
+        f"lag p50 {ms(percentile(lag, 50))} p99 {ms(percentile(lag, 99))},"
+        f" due → started_at p50 {ms(percentile(due, 50))} p99 {ms(percentile(due, 99))} ms;"
+        f" runs {dict(result['statuses'])}; {machine_note().split(', ', 2)[2]}"
+    )
+
+
 def _at(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
@@ -131,13 +141,17 @@ def measure_lag(postgres: str, prefix: str, args: Any) -> list[list[str]]:
     pooled: dict[str, dict[str, list[float]]] = {
         s: {"lag": [], "due → started_at": []} for s in stores
     }
+    per_round: dict[str, list[float]] = {store: [] for store in stores}
     for round_ in range(args.lag_rounds):
-        for store, flags in stores.items():
+        # Each round in the other order, so that a rising or falling load from the machine's
+        # other users does not land on one store only.
+        order = list(stores.items()) if round_ % 2 == 0 else list(stores.items())[::-1]
+        for store, flags in order:
             result = store_lags(flags(round_), offsets, args.lag_duration)
             for key in ("lag", "due → started_at"):
                 pooled[store][key] += result[key]
-            note = f"runs by status {dict(result['statuses'])}"
-            print(f"  lag round {round_ + 1}, {store}: {note}; {machine_note()}", flush=True)
+            per_round[store].append(percentile(result["lag"], 99))
+            print(f"  lag round {round_ + 1}, {store}: {round_note(result)}", flush=True)
     rows = [
         summary_row(f"{store}: {key}", values)
         for key in ("lag", "due → started_at")
@@ -149,8 +163,12 @@ def measure_lag(postgres: str, prefix: str, args: Any) -> list[list[str]]:
     p99 = {store: percentile(parts["lag"], 99) for store, parts in pooled.items()}
     due = {store: percentile(parts["due → started_at"], 99) for store, parts in pooled.items()}
     difference = p99["PostgreSQL"] - p99["SQLite"]
+    paired = statistics.median(
+        pg - lite for pg, lite in zip(per_round["PostgreSQL"], per_round["SQLite"], strict=True)
+    )
     measured = (
-        f"p99 {ms(p99['PostgreSQL'])} vs {ms(p99['SQLite'])} ms ({difference * 1000:+.1f});"
+        f"pooled p99 {ms(p99['PostgreSQL'])} vs {ms(p99['SQLite'])} ms ({difference * 1000:+.1f});"
+        f" median of the rounds' differences {paired * 1000:+.1f};"
         f" due → started_at p99 {ms(due['PostgreSQL'])} vs {ms(due['SQLite'])}"
     )
     return [
@@ -376,7 +394,7 @@ def parse_args() -> Any:
     parser.add_argument("--paced", type=float, default=20, help="paced: seconds")
     parser.add_argument("--tasks", type=int, default=40)
     parser.add_argument("--stagger", type=float, default=25, help="ms between the tasks")
-    parser.add_argument("--lag-rounds", type=int, default=3)
+    parser.add_argument("--lag-rounds", type=int, default=4, help="even: balanced order")
     parser.add_argument("--lag-duration", type=float, default=12, help="s per server")
     parser.add_argument("--skip-lag", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
