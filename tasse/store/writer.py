@@ -193,7 +193,9 @@ class RecordWriter:
         stopping = False
         next_heartbeat = next_retry = 0.0
         while True:
-            wake = min(next_heartbeat, next_retry) if self._backlog else next_heartbeat
+            # With a backlog the next retry is what to wait for: the heartbeat time, not
+            # moved while records wait, would make the thread spin through an outage.
+            wake = next_retry if self._backlog else next_heartbeat
             stopping = self._take(0 if stopping else wake - time.monotonic()) or stopping
             now = time.monotonic()
             if self._backlog and (stopping or now >= next_retry):

@@ -172,3 +172,16 @@ def test_more_records_than_a_batch_at_once_are_all_written(
         writer.put_runs([run])  # one at a time: the inbox holds more than a batch
     assert writer.wait_written(30)
     assert len(store.for_task("job", limit=5000)) == len(runs)
+
+
+def test_the_writer_does_not_spin_while_the_store_is_down(
+    writer: RecordWriter, tmp_path: Path
+) -> None:
+    """Waiting to retry costs no CPU: a spinning thread would take a core from the loop."""
+    with Lock(tmp_path / "tasse.db"):
+        writer.put_runs([make_run()])
+        wait_until(lambda: not writer.state.writable, timeout=10)
+        started = time.process_time()
+        time.sleep(3)
+        used = time.process_time() - started
+    assert used < 0.5, f"the process used {used:.2f} s of CPU in 3 s of outage"
