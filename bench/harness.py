@@ -443,3 +443,11 @@ def git(*args: str) -> str:
     """What `git ARGS` prints in the repository, stripped."""
     done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
     return done.stdout.strip()
+
+
+def where(package: Path) -> str:
+    """Which Tasse is measured: the commit, and the folder its code is imported from."""
+    changed = len(git("status", "--short", "tasse").splitlines())
+    return (
+        f"commit {git('rev-parse', '--short', 'HEAD')} ({changed} uncommitted in tasse/); {package}"
+    )

@@ -56,7 +56,6 @@ from harness import (
     ROOT,
     SUMMARY_HEADERS,
     discard,
-    git,
     machine_note,
     ms,
     new_parser,
@@ -68,6 +67,7 @@ from harness import (
     temp_data_dir,
     verdict,
     wait_env,
+    where,
     write_task,
 )
 
@@ -458,19 +458,10 @@ def parse_args() -> Any:
     return args
 
 
-def where() -> str:
-    """Which Tasse is measured: the commit, and the folder its code is imported from."""
-    changed = len(git("status", "--short", "tasse").splitlines())
-    folder = Path(tasse.__file__).parent
-    return (
-        f"commit {git('rev-parse', '--short', 'HEAD')} ({changed} uncommitted in tasse/); {folder}"
-    )
-
-
 def main() -> None:
     args = parse_args()
     faults = args.faults.split(",")
-    print(f"{machine_note()}; {where()}")
+    print(f"{machine_note()}; {where(Path(tasse.__file__).parent)}")
     results: dict[str, list[Outcome]] = {fault: [] for fault in faults}
     with private_cluster() as cluster:
         for repetition in range(args.repeat):

@@ -52,7 +52,6 @@ from typing import Any
 from harness import (
     SUMMARY_HEADERS,
     discard,
-    git,
     machine_note,
     ms,
     new_parser,
@@ -63,6 +62,7 @@ from harness import (
     summary_row,
     temp_data_dir,
     verdict,
+    where,
     write_task,
 )
 from lag import SCRIPT, WARM_UP, parse_lags
@@ -474,18 +474,9 @@ def throughput_targets(
     return targets
 
 
-def where() -> str:
-    """Which Tasse is measured: the commit, and the folder its code is imported from."""
-    changed = len(git("status", "--short", "tasse").splitlines())
-    folder = Path(tasse.__file__).parent
-    return (
-        f"commit {git('rev-parse', '--short', 'HEAD')} ({changed} uncommitted in tasse/); {folder}"
-    )
-
-
 def main() -> None:
     args = parse_args()
-    print(f"{machine_note()}; {where()}")
+    print(f"{machine_note()}; {where(Path(tasse.__file__).parent)}")
     targets: list[list[str]] = []
     with own_tables(args.postgres) as prefix:
         if not args.skip_throughput:

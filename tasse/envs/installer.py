@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from tasse.envs.dependencies import REQUIREMENTS
 from tasse.envs.plans import EnvPlan, uv_binary
+from tasse.envs.processes import processes_with
 
 #: `InstallerProcesses.execute`'s code for an installer stopped by the build timeout
 TIMED_OUT = -1000
@@ -137,31 +138,9 @@ def installer_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def installers_in(builds: Path) -> dict[int, Path]:
-    """Processes working on a build directory in `builds`, with that directory (Linux's /proc).
-
-    The same scan as `runs.runner.processes_of_run`, for another variable: this part sits
-    below `runs` and may not import it, and fifteen lines do not make a module of their own.
-    """
-    marker = f"{BUILD_VARIABLE}=".encode()
-    found: dict[int, Path] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # no /proc (macOS): a crashed server's installers are not found
-        return found
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                variables = environ.read().split(b"\0")
-        except OSError:  # gone, or another user's
-            continue
-        for variable in variables:
-            if variable.startswith(marker):
-                build = Path(os.fsdecode(variable[len(marker) :]))
-                if _same_folder(build.parent, builds):
-                    found[int(entry)] = build
-    return found
+    """Processes working on a build directory in `builds`, with that directory (Linux's /proc)."""
+    found = {pid: Path(value) for pid, value in processes_with(BUILD_VARIABLE).items()}
+    return {pid: build for pid, build in found.items() if _same_folder(build.parent, builds)}
 
 
 def kill_installers(pids: Iterable[int]) -> None:

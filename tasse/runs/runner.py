@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasse.envs.environments import Environment
+from tasse.envs.processes import processes_with
 from tasse.errors import TaskConfigError
 from tasse.models import Run, RunRequest, RunStatus
 from tasse.runs.logs import CHUNK, RunLogWriter
@@ -265,23 +266,7 @@ def processes_of_run(run_id: str) -> list[int]:
     """The processes whose environment says they belong to this run (Linux's /proc)."""
     if not run_id:
         return []
-    marker = f"TASSE_RUN_ID={run_id}".encode()
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # no /proc (macOS): the process group has to do
-        return []
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                variables = environ.read().split(b"\0")
-        except OSError:  # gone, or another user's
-            continue
-        if marker in variables:
-            found.append(int(entry))
-    return found
+    return [pid for pid, value in processes_with("TASSE_RUN_ID").items() if value == run_id]
 
 
 def _signal_all(pids: list[int], signum: signal.Signals) -> None:
