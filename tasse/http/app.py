@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from tasse.errors import (
     FolderTaskError,
@@ -25,6 +26,10 @@ from tasse.errors import (
 from tasse.http.api import router
 from tasse.http.failures import InternalErrors
 from tasse.http.limits import BodyLimit
+from tasse.http.pages import actions
+from tasse.http.pages import routes as pages
+from tasse.http.pages.negotiation import Negotiation
+from tasse.http.pages.templating import error_page, is_page
 from tasse.service import Tasse
 from tasse.settings import Settings
 from tasse.values import shorten
@@ -49,14 +54,18 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
-async def _tasse_error(request: Request, error: Exception) -> JSONResponse:
+async def _tasse_error(request: Request, error: Exception) -> Response:
     status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(error, kind)), 400)
+    if is_page(request):
+        return error_page(request, status, str(error))
     return JSONResponse({"detail": str(error)}, status_code=status)
 
 
-async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+async def _invalid_request(request: Request, error: Exception) -> Response:
     # FastAPI's own answer echoes every bad value whole: a 1 MiB body, a 1 MiB answer.
     assert isinstance(error, RequestValidationError)
+    if is_page(request):
+        return error_page(request, 404, "There is no such page: the address is not one Tasse makes.")
     problems = [
         {"type": e["type"], "loc": e["loc"], "msg": shorten(str(e["msg"]))}
         for e in error.errors()[:20]
@@ -90,7 +99,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(pages.router)
+    app.include_router(actions.router)
+    app.mount("/static", StaticFiles(packages=[("tasse.http.pages", "static")]), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(Negotiation)
     app.add_middleware(InternalErrors)  # the outermost of ours: it sees what the others raise
     app.add_exception_handler(TasseError, _tasse_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -1,0 +1,239 @@
+"""The pages a browser reads: overview, task, run, timeline, problems.
+
+A page and the API share one address where they show the same thing (`/tasks/{name}`,
+`/runs/{id}`, `/problems`): `Negotiation` hands a browser's request to the page here, under
+`/ui`, and anything else to the API. Every page reads through `Tasse`, as the API does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, get_args
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
+
+from tasse.http.pages import views
+from tasse.http.pages.charts import duration_chart, outcome_calendar, timeline
+from tasse.http.pages.problems import Problem, problems_of
+from tasse.http.pages.session import Session, session_of
+from tasse.http.pages.templating import render
+from tasse.models import RunStatus, TaskSource, TaskState
+from tasse.schedule.wording import describe_all
+from tasse.service import Tasse
+from tasse.tasks.listing import Sort, TaskQuery
+from tasse.values import TASK_NAME_PATTERN
+
+RUNS_PER_PAGE = 25
+TASKS_PER_PAGE = 50
+SORTS = (
+    ("name", "name, A to Z"),
+    ("-name", "name, Z to A"),
+    ("state", "state"),
+    ("next", "next fire"),
+    ("last", "last run"),
+)
+TIMELINE_SPANS = (1, 3, 6, 12, 24)
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _tasse(request: Request) -> Tasse:
+    tasse: Tasse = request.app.state.tasse
+    return tasse
+
+
+async def _session(request: Request, tasse: Annotated[Tasse, Depends(_tasse)]) -> Session:
+    return session_of(request, tasse.settings)
+
+
+TasseDep = Annotated[Tasse, Depends(_tasse)]
+SessionDep = Annotated[Session, Depends(_session)]
+TaskName = Annotated[str, Path(pattern=TASK_NAME_PATTERN)]
+RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+Cursor = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+
+
+@router.get("/ui/tasks/{name}", response_class=HTMLResponse)
+async def task_page(
+    name: TaskName,
+    request: Request,
+    tasse: TasseDep,
+    session: SessionDep,
+    status: RunStatus | None = None,
+    before: Cursor = None,
+) -> HTMLResponse:
+    """One task: schedule, next fires, policies, environment, charts, runs, run-now form."""
+    info = tasse.get_task(name)
+    zone = ZoneInfo(tasse.settings.timezone)
+    fires, fires_note = await views.next_fires(tasse, name)
+    runs, older = await views.task_runs(
+        tasse, name, status.value if status else None, before, RUNS_PER_PAGE
+    )
+    recent, days = await views.chart_runs(tasse, name)
+    older_url = (
+        f"?before={older}" + (f"&status={status.value}" if status else "") if older else None
+    )
+    return render(
+        request,
+        tasse,
+        session,
+        "task.html",
+        {
+            "section": "overview",
+            "live_scope": f"task:{name}",
+            "info": info,
+            "state": info.state,
+            "schedule": describe_all(info.schedules),
+            "next_fires": fires,
+            "next_fires_note": fires_note,
+            "runs": runs,
+            "run_status": status.value if status else None,
+            "run_statuses": [s.value for s in RunStatus],
+            "before": before,
+            "older_url": older_url and older_url + "#h-runs",
+            "chart_runs": len(recent),
+            "duration_chart": duration_chart(recent, zone=zone),
+            "calendar": outcome_calendar(days, today=datetime.now(zone).date(), zone=zone),
+            "calendar_note": "" if len(days) < views.CALENDAR_RUNS else "the newest runs only",
+            "definition": views.definition_text(info),
+            "prefill_params": "",
+        },
+    )
+
+
+@router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(
+    run_id: RunId, request: Request, tasse: TasseDep, session: SessionDep
+) -> HTMLResponse:
+    """One run: its facts, and its log (live while it runs)."""
+    run = await tasse.get_run(run_id)
+    tail = views.log_tail(tasse.layout.run_log(run.task, run.id))
+    return render(
+        request,
+        tasse,
+        session,
+        "run.html",
+        {
+            "section": "overview",
+            "live_scope": f"run:{run.id}",
+            "run": run,
+            "params": {},
+            "log_text": tail.text,
+            "log_size": tail.size,
+            "log_shown": tail.shown,
+            "log_truncated": tail.truncated,
+            "log_offset": tail.size,
+        },
+    )
+
+
+@router.get("/timeline", response_class=HTMLResponse)
+async def timeline_page(
+    request: Request,
+    tasse: TasseDep,
+    session: SessionDep,
+    hours: Annotated[int, Query(ge=1, le=24 * 7)] = 6,
+) -> HTMLResponse:
+    """The runs of every task over the last hours, as bars on one time axis."""
+    until = datetime.now(UTC)
+    since = until - timedelta(hours=hours)
+    runs, truncated = await views.window(tasse, since, until)
+    zone = ZoneInfo(tasse.settings.timezone)
+    return render(
+        request,
+        tasse,
+        session,
+        "timeline.html",
+        {
+            "section": "timeline",
+            "live_scope": "page",
+            "span": hours,
+            "spans": TIMELINE_SPANS,
+            "since": since,
+            "until": until,
+            "runs_count": len(runs),
+            "truncated": truncated,
+            "chart": timeline(runs, since=since, until=until, zone=zone),
+        },
+    )
+
+
+@router.get("/ui/problems", response_class=HTMLResponse)
+async def problems_page(request: Request, tasse: TasseDep, session: SessionDep) -> HTMLResponse:
+    """Every broken folder, bad name, seed error, failed environment and pending record."""
+    return render(
+        request,
+        tasse,
+        session,
+        "problems.html",
+        {"section": "problems", "live_scope": "page", "problems": problems_of(tasse)},
+    )
+
+
+@router.get("/problems", include_in_schema=True, tags=["dashboard"])
+async def problems(tasse: TasseDep) -> list[Problem]:
+    """Everything wrong now: broken tasks, bad folder names, seed errors, failed
+    environments, and records waiting for the store (what the Problems page lists)."""
+    return problems_of(tasse)
+
+
+@router.get(
+    "/tasks/{name}/env/log",
+    response_class=PlainTextResponse,
+    include_in_schema=True,
+    tags=["dashboard"],
+)
+async def env_log(name: TaskName, tasse: TasseDep) -> PlainTextResponse:
+    """The output of the task's last environment build."""
+    tasse.get_task(name)  # 404 for a task that does not exist
+    tail = views.log_tail(tasse.layout.env_log(name), limit=4 * 1024 * 1024)
+    return PlainTextResponse(tail.text or "no environment build has written output yet\n")
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(
+    request: Request,
+    tasse: TasseDep,
+    session: SessionDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[TaskState | Literal[""], Query()] = "",
+    source: Annotated[TaskSource | Literal[""], Query()] = "",
+    sort: Annotated[Sort, Query()] = "name",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    """Every task: state, schedule in words, next fire, last run, last 20 outcomes, env."""
+    query = TaskQuery(
+        q=q.strip(),
+        states=frozenset([status] if status else []),
+        sources=frozenset([source] if source else []),
+        sort=sort,
+        limit=TASKS_PER_PAGE,
+        offset=(page - 1) * TASKS_PER_PAGE,
+    )
+    listing = await views.overview(tasse, query)
+    return render(
+        request,
+        tasse,
+        session,
+        "overview.html",
+        {
+            "section": "overview",
+            "live_scope": "overview",
+            "rows": listing.rows,
+            "counts": listing.counts,
+            "page": views.Pager.of(request, page, TASKS_PER_PAGE, listing.total),
+            "query": {
+                "q": q,
+                "status": [status] if status else [],
+                "source": [source] if source else [],
+                "sort": sort,
+            },
+            "states": [state.value for state in TaskState],
+            "sources": get_args(TaskSource),
+            "sorts": SORTS,
+            "filter_url": lambda **changes: views.with_query(request, page=None, **changes),
+            "tasks_dir": tasse.settings.tasks_dir,
+        },
+    )
