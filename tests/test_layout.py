@@ -22,6 +22,7 @@ VOCABULARY = {"models", "settings", "errors", "values"}
 #: a third-party library with I/O of its own → the only part that may import it
 CONFINED = {
     "apscheduler": "schedule",
+    "cron_descriptor": "schedule",
     "watchdog": "tasks",
     "sqlalchemy": "store",
     "alembic": "store",
