@@ -70,6 +70,10 @@ class Run(BaseModel):
     error: str | None = None
     #: 1 for a first run, 2 for its first retry, and so on
     attempt: int = 1
+    #: what a manual run was given (`POST /tasks/{name}/run`): appended to the command
+    args: list[str] = Field(default_factory=list)
+    #: ... and seen as TASSE_PARAM_<NAME>; `env` is not kept, as secrets travel that way
+    params: dict[str, str] = Field(default_factory=dict)
 
 
 def new_run_id(now: datetime) -> str:

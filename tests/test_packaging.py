@@ -91,7 +91,7 @@ def test_server_py_serves_the_data_folder_beside_it(tmp_path: Path) -> None:
         {"TASSE_DATA_DIR": ""},
     )
     try:
-        wait_until(lambda: _healthy(port), timeout=20, every=0.2)
+        wait_until(lambda: _healthy(port), timeout=60, every=0.2)  # a loaded box starts slowly
         assert (tmp_path / "data" / "tasse.db").exists()
         wait_until(
             lambda: (tmp_path / "data" / "logs" / "helloworld" / "log.txt").exists(), timeout=15
@@ -130,7 +130,7 @@ def test_dockerfile_command_and_healthcheck(tmp_path: Path) -> None:
     (task / "task.py").write_text("import six\n")
     server = _start(argv, tmp_path, image_env)
     try:
-        wait_until(lambda: _healthy(port), timeout=20, every=0.2)
+        wait_until(lambda: _healthy(port), timeout=60, every=0.2)  # a loaded box starts slowly
         # The task's environment is built in the volume, from a cache in the volume.
         wait_until(lambda: _built_environments(data / "venvs") == 1, timeout=40, every=0.2)
         assert (data / ".uv-cache").is_dir()

@@ -240,6 +240,8 @@ class Dispatcher:
             scheduled_at=scheduled,
             started_at=now,
             attempt=attempt,
+            args=list(request.args),
+            params=dict(request.params),
         )
         writer = RunLogWriter(self._layout, task.name, run.id)
         active = ActiveRun(run, task, request, policy, writer, delay=delay)

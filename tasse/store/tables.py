@@ -52,6 +52,8 @@ def tables(names: StoreNames) -> tuple[Table, Table]:
         Column("finished_at", UTCDateTime),
         Column("error", Text),
         Column("attempt", Integer, nullable=False),
+        Column("args", JSON),
+        Column("params", JSON),
     )
     tasks = Table(
         names.tasks,
@@ -71,6 +73,8 @@ RUN_COLUMNS = tuple(tables(StoreNames())[0].c.keys())
 def row_of(run: Run) -> dict[str, Any]:
     """A run as a row of the runs table."""
     values = run.model_dump()
+    for key in _REQUEST:
+        values[key] = values[key] or None  # most runs are given none: no JSON to store
     values["trigger"] = run.trigger.value
     values["status"] = run.status.value
     return values
@@ -78,7 +82,13 @@ def row_of(run: Run) -> dict[str, Any]:
 
 def run_of(mapping: Any) -> Run:
     """A run from a row of the runs table."""
-    return Run.model_validate({key: mapping[key] for key in RUN_COLUMNS})
+    # Null request columns: a run recorded before they existed, or one nobody gave any.
+    return Run.model_validate(
+        {key: mapping[key] for key in RUN_COLUMNS if mapping[key] is not None or key not in _REQUEST}
+    )
+
+
+_REQUEST = frozenset({"args", "params"})
 
 
 def stored_task(row: Row[Any]) -> StoredTask:
