@@ -96,6 +96,15 @@ class RunRequest(BaseModel):
     params: dict[VariableName, Text] = Field(default_factory=dict)
 
 
+class PauseRequest(BaseModel):
+    """The optional body of `POST /tasks/{name}/pause`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: why the task is paused, shown with it
+    reason: Text | None = Field(None, max_length=1000)
+
+
 class EnvStatus(StrEnum):
     """Where a task's Python environment stands."""
 
@@ -132,6 +141,7 @@ class TaskInfo(BaseModel):
     source: TaskSource = "folder"
     description: str = ""
     enabled: bool = True
+    paused: bool = False
     schedules: list[dict[str, Any] | str] = Field(default_factory=list)
     next_run_at: datetime | None = None
     last_run: Run | None = None
@@ -143,3 +153,7 @@ class TaskInfo(BaseModel):
     policy: dict[str, Any] = Field(default_factory=dict)
     #: for tasks defined through the API or a seed file: the definition as stored
     definition: dict[str, Any] | None = None
+    #: since when the task is paused (its fires are recorded `skipped`, "paused"); None if not
+    paused_at: datetime | None = None
+    #: why it was paused, if the one who paused it said
+    paused_reason: str | None = None

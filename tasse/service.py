@@ -21,6 +21,7 @@ from tasse.errors import (
 from tasse.models import EnvInfo, Run, RunRequest, TaskInfo
 from tasse.runs.dispatcher import Dispatcher
 from tasse.runs.logs import follow
+from tasse.runs.pauses import PausedTasks
 from tasse.runs.policies import policy_of
 from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
 from tasse.schedule.lag import LoopLag
@@ -71,6 +72,7 @@ class Tasse:
         )
         self.registry = Registry()
         self.envs = Provisioner(settings, self.layout)
+        self.pauses = PausedTasks(self.store, self.records)
         self.dispatcher = Dispatcher(
             settings,
             self.store,
@@ -78,6 +80,7 @@ class Tasse:
             self.layout,
             self.envs,
             current_task=self._current_task,
+            is_paused=self.pauses.is_paused,
         )
         self.scheduler = Scheduler(self._on_fire, settings.timezone, self.records.fire_times)
         self.started_at: datetime | None = None
@@ -116,6 +119,8 @@ class Tasse:
         # a run it holds as ended must not be taken for one left unfinished.
         await asyncio.to_thread(self.records.replay)
         self.records.start()
+        # After the replay: a pause or resume the journal kept is in the store by now.
+        await asyncio.to_thread(self.pauses.load)
         interrupted = await asyncio.to_thread(self.store.interrupt_unfinished, datetime.now(UTC))
         if interrupted:
             logger.warning(
@@ -257,8 +262,11 @@ class Tasse:
         source = self.catalog.source_of(name)
         last_run = self.dispatcher.last_runs.get(name)
         definition = self.catalog.definition(name)
+        pause = self.pauses.get(name)
         if task is None:
-            return task_info(entry, source=source, last_run=last_run, definition=definition)
+            return task_info(
+                entry, source=source, last_run=last_run, definition=definition, pause=pause
+            )
         env_of = task.reference or name  # a reference runs in its target's environment
         return task_info(
             entry,
@@ -269,7 +277,24 @@ class Tasse:
             env=self.envs.info(env_of),
             env_problem=self.envs.problem(env_of),
             policy=asdict(policy_of(task.spec, self.settings)),
+            pause=pause,
         )
+
+    def pause(self, name: str, reason: str | None = None) -> TaskInfo:
+        """Pause the task: its fires are recorded as skipped (`paused`) until it is resumed."""
+        entry = self._entry(name)
+        self.pauses.pause(name, reason)
+        return self._info(entry)
+
+    def resume(self, name: str) -> TaskInfo:
+        """Resume a paused task: its next fires run (those missed while paused stay skipped)."""
+        entry = self._entry(name)
+        self.pauses.resume(name)
+        return self._info(entry)
+
+    def is_paused(self, name: str) -> bool:
+        """Whether the task is paused (from memory)."""
+        return self.pauses.is_paused(name)
 
     def rebuild_env(self, name: str) -> EnvInfo:
         """Build the task's environment again, replacing the current one when done."""
@@ -280,6 +305,9 @@ class Tasse:
     def _on_fire(self, name: str, due: list[datetime]) -> None:
         entry = self.registry.entries.get(name)
         if entry is None or entry.task is None:
+            return
+        if self.pauses.is_paused(name):
+            self.dispatcher.fire_paused(name, due)
             return
         try:
             task = self.registry.resolve(entry.task)

@@ -1,4 +1,5 @@
-"""`tasse serve | run | list | validate | next | env`: the command line; settings built here."""
+"""`tasse serve | run | list | validate | next | env | pause | resume`: the command line;
+settings built here."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from tasse.cli.env import add_env_commands, env_problem, environment_for
+from tasse.cli.pause import add_pause_commands
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.runner import run_in_foreground
@@ -140,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     upcoming_.set_defaults(handler=_next)
 
     add_env_commands(commands, common)
+    add_pause_commands(commands, common)
     return parser
 
 

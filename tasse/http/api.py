@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tasse.errors import TaskConfigError
 from tasse.http.failures import guarded
-from tasse.models import EnvInfo, Run, RunRequest, RunStatus, TaskInfo
+from tasse.models import EnvInfo, PauseRequest, Run, RunRequest, RunStatus, TaskInfo
 from tasse.service import Tasse
 from tasse.tasks.catalog import API_BODY, validate
 from tasse.tasks.definitions import TaskDefinition
@@ -194,3 +194,17 @@ async def cancel_run(run_id: RunId, tasse: TasseDep) -> Run:
 async def rescan(tasse: TasseDep) -> RescanReport:
     """Rescan every task folder now."""
     return await tasse.rescan()
+
+
+@router.post("/tasks/{name}/pause", dependencies=Authorized)
+async def pause_task(
+    name: TaskName, tasse: TasseDep, body: Annotated[PauseRequest | None, Body()] = None
+) -> TaskInfo:
+    """Pause the task: each fire is recorded as skipped (`paused`); a manual run still runs."""
+    return tasse.pause(name, body.reason if body else None)
+
+
+@router.post("/tasks/{name}/resume", dependencies=Authorized)
+async def resume_task(name: TaskName, tasse: TasseDep) -> TaskInfo:
+    """Resume a paused task: its next fires run; those while it was paused stay skipped."""
+    return tasse.resume(name)

@@ -14,7 +14,7 @@ from tasse.envs.provisioner import Pending, Provisioner
 from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError, TaskEnvError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.execution import ActiveRun, Executor
-from tasse.runs.ledger import not_run_record, not_run_records
+from tasse.runs.ledger import PAUSED, not_run_record, not_run_records
 from tasse.runs.logs import RunLogWriter
 from tasse.runs.places import Places
 from tasse.runs.policies import Policy, decide_fires, policy_of, retry_delay
@@ -45,6 +45,7 @@ class Dispatcher:
         layout: LogLayout,
         provisioner: Provisioner,
         current_task: Callable[[str], Task | None] = lambda name: None,
+        is_paused: Callable[[str], bool] = lambda name: False,
     ):
         self._settings = settings
         self._store = store
@@ -53,7 +54,9 @@ class Dispatcher:
         self._envs = provisioner
         #: the task as it is now, for a retry (None: it is gone or broken, so no retry)
         self._current_task = current_task
-        self._executor = Executor(records, provisioner, settings.max_concurrent_runs, self._ended)
+        self._executor = Executor(
+            records, provisioner, settings.max_concurrent_runs, self._ended, is_paused
+        )
         self._active: dict[str, ActiveRun] = {}
         self._places: Places[ActiveRun] = Places()
         self._recent: OrderedDict[str, Run] = OrderedDict()
@@ -149,6 +152,11 @@ class Dispatcher:
         self._record(
             [not_run_record(task.name, scheduled, RunStatus.skipped, _still_running(alive, policy))]
         )
+
+    def fire_paused(self, name: str, due: list[datetime]) -> None:
+        """Record the fires of a paused task as skipped, `paused` (logged quietly: chosen)."""
+        outcomes = [(scheduled, RunStatus.skipped, PAUSED) for scheduled in due]
+        self._record(not_run_records(name, outcomes), logging.DEBUG)
 
     def fire_refused(self, name: str, due: list[datetime], reason: str) -> None:
         """Record a fire that cannot run (its task is broken) as a failed run, with why."""
@@ -308,12 +316,13 @@ class Dispatcher:
             return
         logger.info("task %s: run %s is retried as %s in %g s", run.task, run.id, retry_id, delay)
 
-    def _record(self, runs: Sequence[Run]) -> None:
+    def _record(self, runs: Sequence[Run], level: int = logging.WARNING) -> None:
         self._records.put_runs(runs)
         for run in runs:
             self.last_runs[run.task] = run
             assert run.scheduled_at is not None
-            logger.warning(
+            logger.log(
+                level,
                 "task %s: fire at %s %s: %s",
                 run.task,
                 run.scheduled_at.isoformat(),

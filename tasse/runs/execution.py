@@ -12,7 +12,8 @@ from typing import TypeVar
 from tasse.envs.environments import Environment
 from tasse.envs.provisioner import Pending, Provisioner
 from tasse.errors import TaskEnvError
-from tasse.models import Run, RunRequest, RunStatus
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger
+from tasse.runs.ledger import PAUSED
 from tasse.runs.logs import RunLogWriter
 from tasse.runs.policies import Policy
 from tasse.runs.runner import Outcome, RunProcess, command_line
@@ -82,11 +83,13 @@ class Executor:
         provisioner: Provisioner,
         max_concurrent_runs: int,
         on_end: Callable[[ActiveRun], None],
+        is_paused: Callable[[str], bool] = lambda name: False,
     ):
         self._records = records
         self._envs = provisioner
         self._slots = RunSlots(max_concurrent_runs) if max_concurrent_runs else None
         self._on_end = on_end
+        self._is_paused = is_paused
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, active: ActiveRun, environment: Environment | Pending | None) -> None:
@@ -126,6 +129,11 @@ class Executor:
         except TaskEnvError as error:
             return Outcome(RunStatus.failed, error=str(error))
         run, writer = active.run, active.writer
+        # Paused while it waited (a retry's backoff, its turn): only what a person asked
+        # for starts while the task is paused.
+        if run.trigger is not RunTrigger.manual and self._is_paused(run.task):
+            run.started_at = None
+            return Outcome(RunStatus.skipped, error=PAUSED)
         if run.status is RunStatus.queued:
             run.status, run.started_at = RunStatus.running, datetime.now(UTC)
         # Opened only now: a thousand runs waiting for their turn hold no files.

@@ -10,6 +10,8 @@ from tasse.models import Run, RunStatus, RunTrigger, new_run_id
 #: fire times recorded one by one; more than these (days of a per-second schedule while the
 #: server was down) are summed up in one more record
 ONE_BY_ONE = 100
+#: the error of a fire (or a retry) that did not run because its task is paused
+PAUSED = "paused"
 
 
 def not_run_record(task: str, scheduled: datetime, status: RunStatus, reason: str) -> Run:

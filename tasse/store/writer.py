@@ -1,7 +1,7 @@
 """The one writer: every record reaches the store from its own thread, or waits in the journal.
 
 Callers on the event loop hand records over and return at once (`put_runs`,
-`save_fire_times`, `forget_fire_times`); they never wait on the store. The writer's
+`save_fire_times`, `forget_fire_times`, `save_pauses`); they never wait on the store. The writer's
 thread writes them in batches, each store call with a deadline. When the store fails or
 does not answer, the records stay in memory *and* go to the journal on the local disk,
 and are written again, in order, until the store takes them; writes are idempotent
@@ -24,7 +24,16 @@ from tasse.store.deadline import call_with_deadline
 from tasse.store.fire_times import FireTime, FireTimes, FireTimeStore
 from tasse.store.journal import Journal, JournalFullError
 from tasse.store.nodes import Nodes
-from tasse.store.records import FireTimeChanges, Op, Runs, coalesce, entry_of, op_from_entry
+from tasse.store.pauses import Pause, PauseTable
+from tasse.store.records import (
+    FireTimeChanges,
+    Op,
+    PauseChanges,
+    Runs,
+    coalesce,
+    entry_of,
+    op_from_entry,
+)
 from tasse.store.runs import RunStore
 
 logger = logging.getLogger(__name__)
@@ -52,7 +61,7 @@ class WriterState:
 
 
 class RecordWriter:
-    """Writes runs and fire times off the loop, journaling what the store cannot take now."""
+    """Writes runs, fire times and pauses off the loop, journaling what the store cannot take."""
 
     def __init__(
         self,
@@ -64,6 +73,7 @@ class RecordWriter:
         self._store = store
         self._fire_times = FireTimes(store)
         self._nodes = Nodes(store)
+        self._pauses = PauseTable(store)
         self._journal = journal
         self._deadline = deadline
         self._heartbeat_interval = heartbeat_interval
@@ -104,6 +114,11 @@ class RecordWriter:
         ids = tuple(job_ids)
         if ids:
             self._hand_over(FireTimeChanges({}, ids))
+
+    def save_pauses(self, changes: Mapping[str, Pause | None]) -> None:
+        """Pause (a Pause) or resume (None) these tasks in the store."""
+        if changes:
+            self._hand_over(PauseChanges(dict(changes)))
 
     def _hand_over(self, op: Op | None) -> None:
         self._inbox.put(op)
@@ -247,13 +262,15 @@ class RecordWriter:
         return True
 
     def _write(self, batch: Sequence[Op]) -> None:
-        runs, saves, forgets = coalesce(batch)
-        if runs:
-            self._store.put(runs)
-        if saves:
-            self._fire_times.save(saves)
-        if forgets:
-            self._fire_times.forget(forgets)
+        write = coalesce(batch)
+        if write.runs:
+            self._store.put(write.runs)
+        if write.saves:
+            self._fire_times.save(write.saves)
+        if write.forgets:
+            self._fire_times.forget(write.forgets)
+        if write.pauses:
+            self._pauses.save(write.pauses)
 
     def _written(self, batch: Sequence[Op]) -> None:
         self._succeeded()

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from tasse.models import EnvInfo, Run, TaskInfo, TaskSource
+from tasse.store.pauses import Pause
 from tasse.tasks.definitions import shown_command
 from tasse.tasks.registry import TaskEntry
 
@@ -20,10 +21,16 @@ def task_info(
     env_problem: str | None = None,
     policy: dict[str, Any] | None = None,
     definition: dict[str, Any] | None = None,
+    pause: Pause | None = None,
 ) -> TaskInfo:
     """The task as shown: a broken one with its error, a loaded one with all it is."""
     task = entry.task
     error = str(entry.error) if entry.error else None
+    paused: dict[str, Any] = {
+        "paused": pause is not None,
+        "paused_at": pause.paused_at if pause else None,
+        "paused_reason": pause.reason if pause else None,
+    }
     if task is None:
         return TaskInfo(
             name=entry.name,
@@ -32,6 +39,7 @@ def task_info(
             error=error,
             last_run=last_run,
             definition=definition,
+            **paused,
         )
     spec = task.spec
     return TaskInfo(
@@ -51,4 +59,5 @@ def task_info(
         env=env or EnvInfo(),
         policy=policy or {},
         definition=definition,
+        **paused,
     )

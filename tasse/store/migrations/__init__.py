@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest revision in versions/ (a test checks they agree)
-HEAD = "0005"
+HEAD = "0007"
 #: Alembic's `context` and `op` are module globals: one migration at a time per process
 _ALEMBIC = threading.Lock()
 
@@ -61,9 +61,14 @@ class StoreNames:
         return f"{self.table}_nodes"
 
     @property
+    def pauses(self) -> str:
+        """The paused tasks, by name, kept across restarts."""
+        return f"{self.table}_pauses"
+
+    @property
     def all_tables(self) -> tuple[str, ...]:
         """Every table the migrations make, but Alembic's own."""
-        return (self.runs, self.tasks, self.fire_times, self.nodes)
+        return (self.runs, self.tasks, self.fire_times, self.nodes, self.pauses)
 
     @property
     def version_table(self) -> str:
