@@ -103,7 +103,7 @@ async def pause(
     """Pause the task (`POST /tasks/{name}/pause`)."""
 
     async def action() -> tuple[str, str]:
-        await tasse.pause(name)
+        tasse.pause(name)
         return f"/tasks/{name}", f"{name} is paused: its fires are recorded as skipped."
 
     return await _act(request, session, form, f"/tasks/{name}", action)
@@ -116,7 +116,7 @@ async def resume(
     """Resume the task (`POST /tasks/{name}/resume`)."""
 
     async def action() -> tuple[str, str]:
-        await tasse.resume(name)
+        tasse.resume(name)
         return f"/tasks/{name}", f"{name} is running on its schedule again."
 
     return await _act(request, session, form, f"/tasks/{name}", action)

@@ -19,6 +19,7 @@ from tasse.http.pages.formats import run_duration
 from tasse.models import Run, TaskCounts, TaskInfo
 from tasse.schedule.wording import describe_all
 from tasse.service import Tasse
+from tasse.store.windows import RunWindow
 from tasse.tasks.definitions import shown_definition
 from tasse.tasks.discovery import TASK_FILE
 from tasse.tasks.listing import TaskQuery
@@ -30,6 +31,8 @@ LOG_TAIL_BYTES = 256 * 1024
 CHART_RUNS = 100
 #: runs one calendar reads at most (a task firing every second keeps far fewer by default)
 CALENDAR_RUNS = 20_000
+#: runs a timeline draws at most (a day of 40 tasks each minute is 57,600)
+TIMELINE_RUNS = 100_000
 #: outcomes in an overview row's strip
 STRIP_RUNS = 20
 
@@ -102,13 +105,9 @@ async def chart_runs(tasse: Tasse, name: str) -> tuple[list[Run], list[Run]]:
     since = datetime.now(UTC) - timedelta(days=90)
     recent, calendar = await asyncio.gather(
         tasse.list_runs(name, CHART_RUNS),
-        tasse.list_runs(name, CALENDAR_RUNS),
+        tasse.runs(RunWindow(since=since, tasks=frozenset([name]), limit=CALENDAR_RUNS)),
     )
-    return list(reversed(recent)), [r for r in calendar if _moment(r) >= since]
-
-
-def _moment(run: Run) -> datetime:
-    return run.scheduled_at or run.started_at or datetime.min.replace(tzinfo=UTC)
+    return list(reversed(recent)), calendar
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ class Listing:
 
 async def overview(tasse: Tasse, query: TaskQuery) -> Listing:
     """The overview's page of tasks, each with its last 20 outcomes."""
-    infos, total = tasse.list_tasks(query)
+    infos, total = tasse.find_tasks(query)
     outcomes = await tasse.recent_outcomes([info.name for info in infos], STRIP_RUNS)
     rows = [
         Row(
@@ -146,6 +145,12 @@ async def overview(tasse: Tasse, query: TaskQuery) -> Listing:
         for info in infos
     ]
     return Listing(rows, total, tasse.task_counts())
+
+
+async def window(tasse: Tasse, since: datetime, until: datetime) -> tuple[list[Run], bool]:
+    """The runs of every task overlapping a time window, and whether there were more."""
+    runs = await tasse.runs(RunWindow(since=since, until=until, limit=TIMELINE_RUNS + 1))
+    return runs[:TIMELINE_RUNS], len(runs) > TIMELINE_RUNS
 
 
 @dataclass(frozen=True)
