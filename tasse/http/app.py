@@ -23,6 +23,7 @@ from tasse.errors import (
     TasseError,
 )
 from tasse.http.api import router
+from tasse.http.events import router as events_router
 from tasse.http.failures import InternalErrors
 from tasse.http.limits import BodyLimit
 from tasse.service import Tasse
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(events_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(InternalErrors)  # the outermost of ours: it sees what the others raise
     app.add_exception_handler(TasseError, _tasse_error)

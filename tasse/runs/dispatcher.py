@@ -45,6 +45,7 @@ class Dispatcher:
         layout: LogLayout,
         provisioner: Provisioner,
         current_task: Callable[[str], Task | None] = lambda name: None,
+        on_change: Callable[[Run], None] = lambda run: None,
     ):
         self._settings = settings
         self._store = store
@@ -53,7 +54,9 @@ class Dispatcher:
         self._envs = provisioner
         #: the task as it is now, for a retry (None: it is gone or broken, so no retry)
         self._current_task = current_task
-        self._executor = Executor(records, provisioner, settings.max_concurrent_runs, self._ended)
+        self._executor = Executor(
+            records, provisioner, settings.max_concurrent_runs, self._ended, on_change
+        )
         self._active: dict[str, ActiveRun] = {}
         self._places: Places[ActiveRun] = Places()
         self._recent: OrderedDict[str, Run] = OrderedDict()
@@ -307,7 +310,7 @@ class Dispatcher:
         logger.info("task %s: run %s is retried as %s in %g s", run.task, run.id, retry_id, delay)
 
     def _record(self, runs: Sequence[Run]) -> None:
-        self._records.put_runs(runs)
+        self._executor.record(runs)
         for run in runs:
             self.last_runs[run.task] = run
             assert run.scheduled_at is not None
