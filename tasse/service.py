@@ -18,8 +18,10 @@ from tasse.errors import (
     TaskConfigError,
     TaskNotFoundError,
 )
+from tasse.events import EventHub
 from tasse.models import EnvInfo, Run, RunRequest, TaskInfo
 from tasse.runs.dispatcher import Dispatcher
+from tasse.runs.live_log import Piece, follow_text
 from tasse.runs.logs import follow
 from tasse.runs.pauses import PausedTasks
 from tasse.runs.policies import policy_of
@@ -71,7 +73,9 @@ class Tasse:
             deadline=settings.store_statement_timeout,
         )
         self.registry = Registry()
-        self.envs = Provisioner(settings, self.layout)
+        #: live events for pages and scripts (`GET /events`)
+        self.events = EventHub(queued=settings.events_queue)
+        self.envs = Provisioner(settings, self.layout, self._env_changed)
         self.pauses = PausedTasks(self.store, self.records)
         self.dispatcher = Dispatcher(
             settings,
@@ -81,6 +85,7 @@ class Tasse:
             self.envs,
             current_task=self._current_task,
             is_paused=self.pauses.is_paused,
+            on_change=self.events.run_changed,
         )
         self.scheduler = Scheduler(self._on_fire, settings.timezone, self.records.fire_times)
         self.started_at: datetime | None = None
@@ -92,7 +97,8 @@ class Tasse:
             self.scheduler,
             self.envs,
             self.rescan,
-            on_removed=self.dispatcher.forget,
+            on_removed=self._defined_removed,
+            on_defined=self._defined,
         )
         self.seeder = (
             Seeder(self.catalog, settings.pre_seed_jobs, settings.pre_seed_interval)
@@ -167,7 +173,8 @@ class Tasse:
         )
 
     async def stop(self) -> None:
-        """Stop firing and watching, stop live runs, and close the store."""
+        """End live streams, stop firing and watching, stop live runs, and close the store."""
+        self.events.close()
         await self.lag.stop()
         self.scheduler.shutdown()
         await self.reloader.stop()
@@ -194,7 +201,10 @@ class Tasse:
                 for name in self.registry.errors():
                     known.pop(name, None)
             scan, prepared, plans = await asyncio.to_thread(self._scan, known, only)
+            errors = self.registry.errors()
             report = self.registry.apply(scan, prepared, only)
+            if self.started_at is not None:  # what start loads is what GET /tasks lists
+                self._publish_rescan(report, errors)
             for name in report.removed:
                 self.scheduler.remove(name)
                 self.envs.forget(name)
@@ -205,6 +215,38 @@ class Tasse:
                 self.scheduler.schedule(entry.name, entry.triggers, entry.task.spec.enabled)
                 self.envs.track(entry.task, plans[name])
             return report
+
+    def _publish_rescan(self, report: RescanReport, errors: dict[str, str]) -> None:
+        """Live events for what a rescan changed, and for errors that came, changed or went."""
+        for name in report.added:
+            self.events.task_added(name)
+        for name in report.changed:
+            self.events.task_changed(name, "definition")
+        for name in report.removed:
+            self.events.task_removed(name)
+        told = {*report.added, *report.changed, *report.removed}
+        for name in errors.keys() | report.errors.keys():
+            entry = self.registry.entries.get(name)
+            if name in told or entry is None or errors.get(name) == report.errors.get(name):
+                continue  # told already, or not a task (a folder name refused, a seed problem)
+            if entry.task is None and name not in errors:
+                self.events.task_added(name)  # a new folder that does not load: a new row
+            else:
+                self.events.task_changed(name, "error", report.errors.get(name))
+
+    def _defined(self, name: str, new: bool) -> None:
+        if new:
+            self.events.task_added(name)
+        else:
+            self.events.task_changed(name, "definition")
+
+    def _defined_removed(self, name: str) -> None:
+        self.dispatcher.forget(name)
+        self.events.task_removed(name)
+
+    def _env_changed(self, names: list[str]) -> None:
+        if names:
+            self.events.env_changed(names, self.envs.info(names[0]))
 
     def _scan(
         self, known: dict[str, discovery.Fingerprint], only: set[str] | None
@@ -384,6 +426,18 @@ class Tasse:
         run = await self.get_run(run_id)
         active = self.dispatcher.active(run_id) if live else None
         return follow(self.layout.run_log(run.task, run.id), active.writer if active else None)
+
+    async def live_log(self, run_id: str, offset: int | None) -> AsyncIterator[Piece]:
+        """A run's output as text from `offset` (None: its last 256 KiB) until it ends."""
+        run = await self.get_run(run_id)
+        active = self.dispatcher.active(run_id)
+        return follow_text(
+            self.layout.run_log(run.task, run.id),
+            active.writer if active else None,
+            offset,
+            self.events.closed,
+            self.settings.events_heartbeat,
+        )
 
     def health(self) -> dict[str, object]:
         """Liveness and readiness in one answer, from memory: it never waits on the store."""

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     #: connections open at once (also at most a quarter of the open-file limit, so runs keep
     #: their file descriptors); a new one then replaces the longest waiting, or gets 503
     http_max_connections: int = Field(256, ge=1)
+    #: seconds a client may take no data at all (a stream it stopped reading) before its
+    #: connection is closed
+    http_write_timeout: float = Field(30.0, gt=0)
+    #: seconds between heartbeats on a quiet live stream (`/events`, a live log)
+    events_heartbeat: float = Field(15.0, gt=0)
+    #: events a `/events` client may have waiting before it is dropped (it then resumes)
+    events_queue: int = Field(1000, ge=1)
     #: trigger steps (schedules x count) one `GET /tasks/{name}/next` may compute
     next_fires_budget: int = Field(10_000, ge=100)
     #: what builds task environments: uv when it is installed (`auto`), or virtualenv + pip

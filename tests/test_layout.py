@@ -18,7 +18,7 @@ PACKAGE = Path(tasse.__file__).parent
 #: the parts from the bottom up; each may import those before it, never those after
 ORDER = ("store", "schedule", "envs", "tasks", "runs", "service", "http", "cli")
 #: top-level modules every part may use; they import nothing but each other
-VOCABULARY = {"models", "settings", "errors", "values"}
+VOCABULARY = {"models", "settings", "errors", "values", "events"}
 #: a third-party library with I/O of its own → the only part that may import it
 CONFINED = {
     "apscheduler": "schedule",

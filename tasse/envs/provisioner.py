@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -55,7 +56,14 @@ class _Tracked:
 class Provisioner:
     """Plans, builds (ahead of time) and hands out the environments of the known tasks."""
 
-    def __init__(self, settings: Settings, layout: LogLayout):
+    def __init__(
+        self,
+        settings: Settings,
+        layout: LogLayout,
+        on_change: Callable[[list[str]], None] = lambda names: None,
+    ):
+        #: told, with the names of the tasks it serves, when a build begins or ends
+        self._on_change = on_change
         self.cache = EnvCache(settings.venvs_dir, settings.find_links, settings.env_build_timeout)
         self._settings = settings
         self._layout = layout
@@ -242,6 +250,7 @@ class Provisioner:
         self._building[digest] = build
         build.add_done_callback(lambda done: self._built(planned, done))
         logger.info("environment %s: building (%s)", digest, planned.dependencies.source or "bare")
+        self._on_change(self._users(digest))
 
     def _built(self, planned: EnvPlan, build: asyncio.Future[Environment]) -> None:
         digest = planned.hash
@@ -257,6 +266,7 @@ class Provisioner:
         else:
             self._failed[digest] = str(error)
             logger.error("%s: environment %s failed to build: %s", _tasks(names), digest, error)
+        self._on_change(names)
         # Not the shared bare environment's log: it would be copied to every task.
         if error is None and not planned.dependencies.requirements:
             return

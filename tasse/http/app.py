@@ -24,6 +24,7 @@ from tasse.errors import (
     TasseError,
 )
 from tasse.http.api import router
+from tasse.http.events import router as events_router
 from tasse.http.failures import InternalErrors
 from tasse.http.limits import BodyLimit
 from tasse.http.pages import actions
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(packages=[("tasse.http.pages", "static")]), name="static")
+    app.include_router(events_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(Negotiation)
     app.add_middleware(InternalErrors)  # the outermost of ours: it sees what the others raise

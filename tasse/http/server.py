@@ -18,6 +18,7 @@ import logging
 import resource
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -28,6 +29,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tasse.http.app import create_app
 from tasse.http.bursts import BurstLog, LoopExceptionHandler, quiet_accept_errors
+from tasse.http.events import end_streams
 from tasse.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class Limits:
     max_connections: int
     #: the listen queue, and how many connections asyncio accepts per wake-up
     backlog: int
+    #: seconds a client may take no data before its connection is closed
+    write_timeout: float = 30.0
 
 
 def limits_for(settings: Settings, open_files: int) -> Limits:
@@ -57,7 +61,13 @@ def limits_for(settings: Settings, open_files: int) -> Limits:
     """
     cap = max(1, min(settings.http_max_connections, open_files // 4))
     backlog = min(2048, max(16, (open_files // 2 - cap) // 3))
-    return Limits(settings.http_request_timeout, settings.http_idle_timeout, cap, backlog)
+    return Limits(
+        settings.http_request_timeout,
+        settings.http_idle_timeout,
+        cap,
+        backlog,
+        settings.http_write_timeout,
+    )
 
 
 class BoundedH11(H11Protocol):
@@ -66,7 +76,9 @@ class BoundedH11(H11Protocol):
     At the cap, a new connection takes the place of the one that has waited longest
     without a request in progress (still sending one, or idle between two), so clients
     that hold connections open cannot lock others out; only when every connection is
-    being answered is the newcomer refused.
+    being answered is the newcomer refused. A client that takes no data for
+    `write_timeout` seconds (it stopped reading a live stream) is cut off: asyncio would
+    buffer for it without end, and uvicorn would wait for it at shutdown.
     """
 
     #: set on the subclass `protocol_for` makes for one server
@@ -79,6 +91,7 @@ class BoundedH11(H11Protocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._begun = False  # a byte of the current request has arrived
+        self._stalled: asyncio.TimerHandle | None = None  # armed while writing is paused
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -116,7 +129,37 @@ class BoundedH11(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self.resume_writing()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(self.limits.write_timeout, self._cut_off)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def shutdown(self) -> None:
+        """Stop gracefully; a client that is not reading now would keep the server waiting."""
+        if self.flow.write_paused:
+            self.transport.abort()
+        else:
+            super().shutdown()
+
+    def _cut_off(self) -> None:
+        self._stalled = None
+        self.bursts.note(
+            "connections closed: the client took no data",
+            logging.INFO,
+            "closed a connection to %s: it took no data for %g s (TASSE_HTTP_WRITE_TIMEOUT)",
+            _peer(self.client),
+            self.limits.write_timeout,
+        )
+        self.transport.abort()  # not close(): that would wait to send what is buffered
 
     def _make_room(self) -> bool:
         """Close the connection that has waited longest; False if none is waiting."""
@@ -208,15 +251,24 @@ def protocol_for(limits: Limits, bursts: BurstLog) -> type[BoundedH11]:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, with our exception handler on the loop it runs in."""
+    """uvicorn's server, with our exception handler on the loop it runs in; at shutdown
+    `stopping` ends the live streams first (uvicorn waits for every open response)."""
 
-    def __init__(self, config: uvicorn.Config, handler: LoopExceptionHandler) -> None:
+    def __init__(
+        self, config: uvicorn.Config, handler: LoopExceptionHandler, stopping: Callable[[], None]
+    ) -> None:
         super().__init__(config)
         self.handler = handler
+        self.stopping = stopping
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         asyncio.get_running_loop().set_exception_handler(self.handler)
         await super().serve(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the live streams, then shut down as uvicorn does."""
+        self.stopping()
+        await super().shutdown(sockets)
 
 
 def open_files_limit() -> int:
@@ -230,8 +282,9 @@ def serve(settings: Settings) -> bool:
     open_files = open_files_limit()
     limits = limits_for(settings, open_files)
     bursts = BurstLog(logger)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -252,7 +305,7 @@ def serve(settings: Settings) -> bool:
         limits.request_timeout,
         limits.idle_timeout,
     )
-    server = _Server(config, quiet_accept_errors(bursts, open_files))
+    server = _Server(config, quiet_accept_errors(bursts, open_files), lambda: end_streams(app))
     # uvicorn re-raises the stop signal after its graceful shutdown so the process dies of
     # it; a stop we handled cleanly should exit 0 (what Docker and systemd expect).
     for signum in (signal.SIGTERM, signal.SIGINT):

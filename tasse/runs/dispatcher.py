@@ -46,6 +46,7 @@ class Dispatcher:
         provisioner: Provisioner,
         current_task: Callable[[str], Task | None] = lambda name: None,
         is_paused: Callable[[str], bool] = lambda name: False,
+        on_change: Callable[[Run], None] = lambda run: None,
     ):
         self._settings = settings
         self._store = store
@@ -55,7 +56,12 @@ class Dispatcher:
         #: the task as it is now, for a retry (None: it is gone or broken, so no retry)
         self._current_task = current_task
         self._executor = Executor(
-            records, provisioner, settings.max_concurrent_runs, self._ended, is_paused
+            records,
+            provisioner,
+            settings.max_concurrent_runs,
+            self._ended,
+            is_paused,
+            on_change,
         )
         self._active: dict[str, ActiveRun] = {}
         self._places: Places[ActiveRun] = Places()
@@ -317,7 +323,7 @@ class Dispatcher:
         logger.info("task %s: run %s is retried as %s in %g s", run.task, run.id, retry_id, delay)
 
     def _record(self, runs: Sequence[Run], level: int = logging.WARNING) -> None:
-        self._records.put_runs(runs)
+        self._executor.record(runs)
         for run in runs:
             self.last_runs[run.task] = run
             assert run.scheduled_at is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -84,12 +84,15 @@ class Executor:
         max_concurrent_runs: int,
         on_end: Callable[[ActiveRun], None],
         is_paused: Callable[[str], bool] = lambda name: False,
+        on_change: Callable[[Run], None] = lambda run: None,
     ):
         self._records = records
         self._envs = provisioner
         self._slots = RunSlots(max_concurrent_runs) if max_concurrent_runs else None
         self._on_end = on_end
         self._is_paused = is_paused
+        #: told of every state a run is recorded in (live events), as it is handed over
+        self._on_change = on_change
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, active: ActiveRun, environment: Environment | Pending | None) -> None:
@@ -116,7 +119,7 @@ class Executor:
             outcome = Outcome(outcome.status, outcome.exit_code, active.stop_reason)
         run.status, run.exit_code, run.error = outcome.status, outcome.exit_code, outcome.error
         run.finished_at = datetime.now(UTC)
-        self._records.put_runs([run])
+        self.record([run])
         self._end(active)
 
     async def _carry_out(
@@ -185,7 +188,15 @@ class Executor:
 
     def record_start(self, active: ActiveRun) -> None:
         """Record the run as it is now (queued or running), off the loop."""
-        self._records.put_runs([active.run])
+        self.record([active.run])
+
+    def record(self, runs: Sequence[Run]) -> None:
+        """Hand runs to the writer as they are now, and tell `on_change` of each."""
+        # The one seam every recorded state passes (queued, running, each outcome, the
+        # ledger's fires that did not run): live events see each change once.
+        self._records.put_runs(runs)
+        for run in runs:
+            self._on_change(run)
 
     def _process(self, active: ActiveRun, environment: Environment | None) -> RunProcess:
         task = active.task

@@ -59,10 +59,13 @@ class Catalog:
         envs: Provisioner,
         rescan: Callable[[set[str]], Any],
         on_removed: Callable[[str], None] = lambda name: None,
+        on_defined: Callable[[str, bool], None] = lambda name, new: None,
     ):
         self._settings = settings
         #: told of each task removed (its runs that have not started are cancelled)
         self._on_removed = on_removed
+        #: told of each task created (True) or replaced (False) once it is scheduled
+        self._on_defined = on_defined
         self._store = store
         self._registry = registry
         self._scheduler = scheduler
@@ -130,7 +133,7 @@ class Catalog:
         item = await self._store.off_loop(
             lambda: self._store.save_task(definition.name, source, data), "saving a task"
         )
-        await self._install(item, task, triggers)
+        await self._install(item, task, triggers, new)
         logger.info("task %s %s (%s)", definition.name, "defined" if new else "replaced", source)
         return new
 
@@ -178,9 +181,11 @@ class Catalog:
         except TaskConfigError as error:
             raise TaskConfigError(task.name, API_BODY, error.problem, error.key) from None
 
-    async def _install(self, item: StoredTask, task: Task, triggers: tuple[Any, ...]) -> None:
+    async def _install(
+        self, item: StoredTask, task: Task, triggers: tuple[Any, ...], new: bool
+    ) -> None:
         self.stored[task.name] = item
-        self._register(*await asyncio.to_thread(self._installable, task, triggers))
+        self._register(*await asyncio.to_thread(self._installable, task, triggers), new=new)
 
     def _installable(self, task: Task, triggers: tuple[Any, ...]) -> Installable:
         # The slow parts, for a worker thread: the working folder (a reference runs in its
@@ -189,9 +194,13 @@ class Catalog:
             task.folder.mkdir(parents=True, exist_ok=True)
         return task, triggers, self._envs.plan(task)
 
-    def _register(self, task: Task, triggers: tuple[Any, ...], planned: Planned) -> None:
+    def _register(
+        self, task: Task, triggers: tuple[Any, ...], planned: Planned, new: bool | None = None
+    ) -> None:
         self._registry.define(task, triggers)
         self._scheduler.schedule(task.name, triggers, task.spec.enabled)
+        if new is not None:  # told before its environment's build begins (at load: not told)
+            self._on_defined(task.name, new)
         self._envs.track(task, planned)
 
     def _forget(self, name: str) -> None:

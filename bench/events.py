@@ -1,0 +1,244 @@
+"""Live streams: a printed line's way to an open run page, and what open streams cost the schedule.
+
+    .venv/bin/python bench/events.py                  # ~3 min
+    .venv/bin/python bench/events.py --rounds 2 --duration 10
+
+(a) *Line latency*: a task sleeps 1 s, then prints `time.time()` 200 times, 20 ms apart
+(flush=True); one client follows `GET /runs/{id}/log/events`; latency = the client's
+`time.time()` when the `data:` line arrives - the printed time. Target: p95 ≤ 100 ms.
+
+(b) *Schedule lag with streams open*: bench/lag.py's 40 tasks staggered 25 ms over each
+second (its script and measure: the task's first `time.time()` - TASSE_SCHEDULED_AT), and
+20 runs of a `chatty` task printing a timestamped line every 100 ms. Each round starts two
+fresh servers in turn (the order swapped every round): *baseline*, nothing following, and
+*streams*, with 100 `GET /events` and 20 `GET /runs/{id}/log/events` (one per chatty run)
+open from before the first counted fire. The clients are raw asyncio sockets in a thread
+of this process (they read and count, nothing more). 2 s of warm-up are left out.
+Target: the median over rounds of p99(streams) - p99(baseline) ≤ 5 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from harness import (
+    cpu_seconds,
+    discard,
+    machine_note,
+    ms,
+    new_parser,
+    percentile,
+    print_summaries,
+    print_targets,
+    serve,
+    start_run,
+    temp_data_dir,
+    verdict,
+    wait_run,
+    write_task,
+)
+from lag import SCRIPT, WARM_UP, parse_lags
+
+LINES_SCRIPT = """import time
+time.sleep(1)
+for _ in range(200):
+    print(time.time(), flush=True)
+    time.sleep(0.02)
+"""
+CHATTY_SCRIPT = """import time
+for _ in range({count}):
+    print(time.time(), flush=True)
+    time.sleep(0.1)
+"""
+CHATTY_YAML = "overlap: parallel\nmax_parallel: 20\n"
+LATENCY_TARGET, LAG_TARGET = 0.100, 0.005
+
+
+class Streams:
+    """SSE clients on raw sockets, on an asyncio loop in a thread of their own."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.events = 0  # `event: run` frames seen on /events
+        self.latencies: list[float] = []  # of timestamped log lines
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._tasks: list[Any] = []
+
+    def open(self, path: str, on_line: Callable[[bytes], None]) -> None:
+        """Open one stream; `on_line` hears every line (in this thread's loop)."""
+        coroutine = self._follow(path, on_line)
+        self._tasks.append(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
+
+    def count_events(self, line: bytes) -> None:
+        if line.startswith(b"event: run"):
+            self.events += 1
+
+    def time_line(self, line: bytes) -> None:
+        if line.startswith(b"data: "):
+            # (not the `end` event's JSON, nor the empty last line of a piece)
+            with contextlib.suppress(ValueError):
+                self.latencies.append(time.time() - float(line[6:]))
+
+    async def _follow(self, path: str, on_line: Callable[[bytes], None]) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        rest = b""
+        while chunk := await reader.read(65536):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                on_line(line)
+        writer.close()
+
+    def close(self) -> None:
+        """Close every stream and stop the thread."""
+        asyncio.run_coroutine_threadsafe(self._cancel_all(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    @staticmethod
+    async def _cancel_all() -> None:
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def line_latency() -> list[float]:
+    """(a): 200 lines of one run, printed → arrived at a live log client."""
+    data_dir = temp_data_dir("events-lines")
+    write_task(data_dir / "tasks", "lines", "", LINES_SCRIPT)
+    with serve(data_dir, 1) as server, server.client() as client:
+        streams = Streams(server.port)
+        run_id = start_run(client, "lines")
+        streams.open(f"/runs/{run_id}/log/events", streams.time_line)
+        wait_run(client, run_id, poll=0.1)
+        time.sleep(0.2)
+        streams.close()
+    discard(data_dir)
+    return streams.latencies
+
+
+def lag_round(offsets: list[float], duration: float, with_streams: bool) -> dict[str, Any]:
+    """(b): one server, the 40 tasks and 20 chatty runs; with or without streams."""
+    data_dir = temp_data_dir("events-lag")
+    start = int(time.time()) - 60
+    names = [f"lag-{index:02d}" for index in range(len(offsets))]
+    for name, offset in zip(names, offsets, strict=True):
+        start_date = datetime.fromtimestamp(start + offset, UTC).isoformat()
+        yaml = f"scheduler:\n  trigger: interval\n  seconds: 1\n  start_date: '{start_date}'\n"
+        write_task(data_dir / "tasks", name, yaml, SCRIPT)
+    chatty = CHATTY_SCRIPT.format(count=int((duration + WARM_UP + 5) * 10))
+    write_task(data_dir / "tasks", "chatty", CHATTY_YAML, chatty)
+    with serve(data_dir, len(names) + 1) as server, server.client() as client:
+        streams = Streams(server.port)
+        chatty_runs = [start_run(client, "chatty") for _ in range(20)]
+        if with_streams:
+            for _ in range(100):
+                streams.open("/events", streams.count_events)
+            for run_id in chatty_runs:
+                streams.open(f"/runs/{run_id}/log/events", streams.time_line)
+        since, cpu = time.time() + WARM_UP, cpu_seconds(server.pid)
+        time.sleep(WARM_UP + duration)
+        cpu = cpu_seconds(server.pid) - cpu
+        runs = {}
+        for name in names:
+            answer = client.get(f"/tasks/{name}/runs", params={"limit": 1000})
+            runs.update({run["id"]: run for run in answer.json()})
+        streams.close()
+    lags = [
+        lag
+        for log in (data_dir / "logs").glob("lag-*/runs/*.log")
+        if log.stem in runs
+        for lag in parse_lags(log.read_text(), since)
+    ]
+    discard(data_dir)
+    return {
+        "lag": lags,
+        "cpu": cpu / (WARM_UP + duration),
+        "events": streams.events,
+        "log lines": streams.latencies,
+    }
+
+
+def main() -> None:
+    parser = new_parser(__doc__)
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--stagger-ms", type=float, default=25)
+    parser.add_argument("--rounds", type=int, default=4, help="even: balanced order")
+    parser.add_argument("--duration", type=float, default=15, help="counted s per server")
+    args = parser.parse_args()
+    print(machine_note())
+
+    latencies = line_latency()
+    print(f"  line latency: {len(latencies)} lines", flush=True)
+
+    offsets = [i * args.stagger_ms / 1000 for i in range(args.tasks)]
+    pooled: dict[str, list[float]] = {"baseline": [], "streams": []}
+    per_round: dict[str, list[float]] = {"baseline": [], "streams": []}
+    loaded_lines: list[float] = []
+    for number in range(args.rounds):
+        order = ["baseline", "streams"] if number % 2 == 0 else ["streams", "baseline"]
+        for mode in order:
+            result = lag_round(offsets, args.duration, mode == "streams")
+            pooled[mode] += result["lag"]
+            per_round[mode].append(percentile(result["lag"], 99))
+            loaded_lines += result["log lines"]
+            print(
+                f"  round {number + 1} {mode}: lag p50 {ms(percentile(result['lag'], 50))}"
+                f" p99 {ms(per_round[mode][-1])} ms ({len(result['lag'])} fires),"
+                f" server CPU {result['cpu']:.0%}, {result['events']} run events and"
+                f" {len(result['log lines'])} log lines received;"
+                f" {machine_note().split(', ', 2)[2]}",
+                flush=True,
+            )
+    report(latencies, loaded_lines, pooled, per_round)
+
+
+def report(
+    latencies: list[float],
+    loaded_lines: list[float],
+    pooled: dict[str, list[float]],
+    per_round: dict[str, list[float]],
+) -> None:
+    print("\nline latency, printed → at the client (ms)")
+    samples = {"(a) 1 run page, idle server": latencies}
+    if loaded_lines:
+        samples["(b) 20 run pages, under the lag load"] = loaded_lines
+    print_summaries(samples)
+    print("\nschedule lag (ms)")
+    print_summaries({f"{mode}: all rounds pooled": lags for mode, lags in pooled.items()})
+    rounds = [s - b for s, b in zip(per_round["streams"], per_round["baseline"], strict=True)]
+    print(
+        "\nper round p99, streams - baseline (ms): "
+        + ", ".join(
+            f"{ms(s)} - {ms(b)} = {ms(s - b)}"
+            for s, b in zip(per_round["streams"], per_round["baseline"], strict=True)
+        )
+    )
+    p95 = percentile(latencies, 95)
+    rise = statistics.median(rounds)
+    print_targets(
+        [
+            ["(a) line → run page p95 ≤ 100 ms", f"{ms(p95)} ms", verdict(p95 <= LATENCY_TARGET)],
+            [
+                "(b) lag p99 rise with 100 + 20 streams ≤ 5 ms (median of rounds)",
+                f"{ms(rise)} ms (pooled: {ms(percentile(pooled['streams'], 99))} against "
+                f"{ms(percentile(pooled['baseline'], 99))})",
+                verdict(rise <= LAG_TARGET),
+            ],
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

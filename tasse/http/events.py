@@ -1,0 +1,150 @@
+"""Live streams, as server-sent events: `GET /events` and `GET /runs/{run_id}/log/events`.
+
+Both open like the API's reads (no token), send a `retry:` hint first, a heartbeat
+comment when quiet, and end cleanly when the server stops (`end_streams`). A client that
+stops reading is dropped: from `/events` once its queue is full (`EventHub`), from either
+once it has taken no data for `http_write_timeout` seconds (`server.BoundedH11`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, Query
+from fastapi.responses import StreamingResponse
+
+from tasse.events import Interest, Subscription
+from tasse.http.api import RunId, TasseDep
+from tasse.http.failures import guarded
+from tasse.runs.live_log import Piece, Text, Truncated
+from tasse.service import Tasse
+from tasse.values import TASK_NAME_PATTERN
+
+#: milliseconds a client waits before it reconnects (the `retry:` hint)
+RETRY_MS = 3000
+#: response headers: no cache or proxy may hold events back
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+#: how the routes are shown in the OpenAPI document
+STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}
+}
+
+router = APIRouter()
+
+Types = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[a-z.]{1,40}(,[a-z.]{1,40}){0,9}$",
+        description="only these event types, comma-separated (`task` means every `task.*`)",
+    ),
+]
+TaskFilter = Annotated[
+    str | None, Query(pattern=TASK_NAME_PATTERN, description="only events of this task")
+]
+LastEventId = Annotated[
+    str | None, Header(max_length=40, description="resume after this event (EventSource sends it)")
+]
+LastEventIdQuery = Annotated[
+    str | None,
+    Query(alias="last_event_id", max_length=40, description="the same, for clients without it"),
+]
+
+
+@router.get("/events", response_class=StreamingResponse, responses=STREAM)
+async def events(
+    tasse: TasseDep,
+    types: Types = None,
+    task: TaskFilter = None,
+    last_event_id: LastEventId = None,
+    after: LastEventIdQuery = None,
+) -> StreamingResponse:
+    """Run and task changes as they happen (README, "Live events"); resumes after an id."""
+    interest = Interest(frozenset(types.split(",")) if types else frozenset(), task)
+    resume = last_event_id if last_event_id is not None else after
+    # An id that is not one of ours (not a number) cannot be resumed: it gets `reset`.
+    last_id = None if resume is None else int(resume) if resume.strip().isdigit() else -1
+    subscription = tasse.events.subscribe(interest, last_id)
+    # A new client learns the newest id at once, so a reconnect misses nothing even
+    # before its first event; a resuming one keeps its own until the missed ones arrive.
+    prelude = f"retry: {RETRY_MS}\n" + (f"id: {tasse.events.last_id}\n" if last_id is None else "")
+    frames = _event_frames(subscription, prelude + "\n", tasse.settings.events_heartbeat)
+    return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
+
+
+async def _event_frames(
+    subscription: Subscription, prelude: str, heartbeat: float
+) -> AsyncIterator[bytes]:
+    try:
+        yield prelude.encode()
+        while True:
+            events = subscription.take()
+            if events:
+                yield b"".join(event.frame for event in events)
+            elif subscription.ended:
+                return
+            elif not await subscription.wait(heartbeat):
+                yield _heartbeat(subscription.caught_up_id)
+    finally:
+        subscription.end()
+
+
+def _heartbeat(caught_up: int | None) -> bytes:
+    # With the newest id: a filtered stream's id moves on while what it skips goes by, so
+    # a reconnect long after its last event still resumes instead of being reset.
+    newest = "" if caught_up is None else f"id: {caught_up}\n"
+    return f": heartbeat\n{newest}\n".encode()
+
+
+@router.get("/runs/{run_id}/log/events", response_class=StreamingResponse, responses=STREAM)
+async def run_log_events(
+    run_id: RunId,
+    tasse: TasseDep,
+    last_event_id: LastEventId = None,
+    after: LastEventIdQuery = None,
+) -> StreamingResponse:
+    """The run's output live: its last 256 KiB, then lines as written, then `end`."""
+    resume = last_event_id if last_event_id is not None else after
+    offset = int(resume) if resume is not None and resume.strip().isdigit() else None
+    pieces = await tasse.live_log(run_id, offset)
+    frames = guarded(_log_frames(tasse, run_id, pieces), f"the live log of run {run_id}")
+    return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
+
+
+async def _log_frames(
+    tasse: Tasse, run_id: str, pieces: AsyncIterator[Piece]
+) -> AsyncIterator[bytes]:
+    yield f"retry: {RETRY_MS}\n\n".encode()
+    async for piece in pieces:
+        if isinstance(piece, Text):
+            yield _text_frame(piece)
+        elif isinstance(piece, Truncated):
+            log = {"size": piece.size, "offset": piece.offset, "log": f"/runs/{run_id}/log"}
+            yield _json_frame("truncated", log)
+        else:
+            yield b": heartbeat\n\n"
+    if tasse.events.closed.is_set():
+        return  # the server stops, not the run: the client reconnects and resumes
+    run = await tasse.get_run(run_id)
+    if run.status.is_final:
+        yield _json_frame("end", {"status": run.status.value, "run": run.model_dump(mode="json")})
+
+
+def _text_frame(piece: Text) -> bytes:
+    # A line break of any kind ends an SSE line: each line of the text is a `data:` line,
+    # which the client joins with "\n" again (a lone "\r" arrives as a line break).
+    lines = piece.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    data = "".join(f"data: {line}\n" for line in lines)
+    return f"id: {piece.offset}\nevent: log\n{data}\n".encode()
+
+
+def _json_frame(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def end_streams(app: FastAPI) -> None:
+    """End every live stream: the server stops (uvicorn waits for open responses)."""
+    tasse: Tasse | None = getattr(app.state, "tasse", None)
+    if tasse is not None:
+        tasse.events.close()
