@@ -84,15 +84,17 @@
   // -- live: /events for task and run changes --------------------------------------------
   const mode = body.dataset.live || "";
   const shown = () => new Set([...document.querySelectorAll("[data-task]")].map((el) => el.dataset.task));
-  const taskOf = (data) => data.task || data.name || (data.run && data.run.task) || null;
+  const tasksOf = (data) => data.tasks || [data.task];
   const onEvent = (message) => {
     let data = {};
     try { data = JSON.parse(message.data); } catch { return; }
-    const task = taskOf(data);
+    const tasks = tasksOf(data);
     if (mode === "overview") {
-      if (message.type.startsWith("task") || shown().has(task)) schedule(2000);
+      // A row on this page changed, or the list itself did (a task came or went).
+      const visible = shown();
+      if (message.type === "task.added" || message.type === "task.removed" || tasks.some((t) => visible.has(t))) schedule(2000);
     } else if (mode.startsWith("task:")) {
-      if (task === mode.slice(5)) schedule(1000);
+      if (tasks.includes(mode.slice(5))) schedule(1000);
     } else {
       schedule(5000);
     }
@@ -100,7 +102,7 @@
   if (mode && !mode.startsWith("run:") && window.EventSource) {
     const query = mode.startsWith("task:") ? `?task=${encodeURIComponent(mode.slice(5))}` : "";
     const events = new EventSource(`/events${query}`);
-    for (const type of ["run", "task", "task.added", "task.changed", "task.removed"]) {
+    for (const type of ["run", "task.added", "task.changed", "task.removed", "task.env"]) {
       events.addEventListener(type, onEvent);
     }
     events.addEventListener("reset", () => schedule(0));
@@ -121,11 +123,11 @@
     if (log.dataset.final !== "true" && window.EventSource) {
       const url = `/runs/${encodeURIComponent(log.dataset.run)}/log/events?last_event_id=${log.dataset.offset}`;
       const stream = new EventSource(url);
-      stream.onmessage = (message) => {
+      stream.addEventListener("log", (message) => {
         const following = follow.checked;
-        log.append(document.createTextNode(message.data + "\n"));
+        log.append(document.createTextNode(message.data));
         if (following) log.scrollTop = log.scrollHeight;
-      };
+      });
       stream.addEventListener("end", () => { stream.close(); schedule(0); });
       stream.onopen = () => showLive(true);
       stream.onerror = () => showLive(false);
