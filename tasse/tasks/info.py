@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tasse.models import EnvInfo, Run, TaskInfo, TaskSource
+from tasse.models import EnvInfo, Run, TaskInfo, TaskSource, TaskState
 from tasse.tasks.definitions import shown_command
 from tasse.tasks.registry import TaskEntry
 
@@ -15,6 +15,8 @@ def task_info(
     *,
     source: TaskSource,
     last_run: Run | None,
+    state: TaskState,
+    paused: bool = False,
     next_run_at: datetime | None = None,
     env: EnvInfo | None = None,
     env_problem: str | None = None,
@@ -29,9 +31,11 @@ def task_info(
             name=entry.name,
             source=source,
             enabled=False,
+            paused=paused,
             error=error,
             last_run=last_run,
             definition=definition,
+            state=state,
         )
     spec = task.spec
     return TaskInfo(
@@ -39,6 +43,7 @@ def task_info(
         source=task.source,
         description=spec.description,
         enabled=spec.enabled,
+        paused=paused,
         schedules=[
             t if isinstance(t, str) else t.model_dump(mode="json", exclude_defaults=True)
             for t in spec.triggers
@@ -51,4 +56,5 @@ def task_info(
         env=env or EnvInfo(),
         policy=policy or {},
         definition=definition,
+        state=state,
     )
