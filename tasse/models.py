@@ -105,6 +105,31 @@ class PauseRequest(BaseModel):
     reason: Text | None = Field(None, max_length=1000)
 
 
+class TaskState(StrEnum):
+    """A task at a glance, for status lights and `GET /tasks?status=`.
+
+    Members are in precedence order: a task is in the first state that applies to it
+    (a broken task that is also running shows `broken`), and `sort=state` lists in it.
+    """
+
+    #: its task.yaml or definition has an error (its last good version may still run), or
+    #: its environment cannot be had (no interpreter fits, the build failed)
+    broken = "broken"
+    #: paused through the API: its schedules do not fire until it is resumed
+    paused = "paused"
+    #: a run of it is running now (a run waiting for its turn does not count)
+    running = "running"
+    #: `enabled: false`: its schedules do not fire (it can still be run by hand)
+    disabled = "disabled"
+    #: its last outcome was failed, timed_out or interrupted
+    failed = "failed"
+    #: its last outcome was anything else: succeeded, or one that says nothing against its
+    #: code (cancelled, or a fire that did not run: skipped, coalesced, missed)
+    ok = "ok"
+    #: it has no run yet
+    never = "never"
+
+
 class EnvStatus(StrEnum):
     """Where a task's Python environment stands."""
 
@@ -157,3 +182,27 @@ class TaskInfo(BaseModel):
     paused_at: datetime | None = None
     #: why it was paused, if the one who paused it said
     paused_reason: str | None = None
+    #: the task at a glance (`TaskState`: the first of its states that applies)
+    state: TaskState = TaskState.never
+
+
+class TaskCounts(BaseModel):
+    """How many tasks there are, in all, by state and by source (every key, zeros too)."""
+
+    total: int
+    by_state: dict[TaskState, int]
+    by_source: dict[TaskSource, int]
+
+
+class RunCounts(BaseModel):
+    """How many runs overlap the time from `since` to now, by status (every key, zeros too)."""
+
+    since: datetime
+    by_status: dict[RunStatus, int]
+
+
+class Counts(BaseModel):
+    """`GET /counts`: the numbers an overview shows at its top."""
+
+    tasks: TaskCounts
+    runs: RunCounts

@@ -4,9 +4,10 @@ one seam the API and CLI call."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -19,7 +20,7 @@ from tasse.errors import (
     TaskNotFoundError,
 )
 from tasse.events import EventHub
-from tasse.models import EnvInfo, Run, RunRequest, TaskInfo
+from tasse.models import Counts, EnvInfo, Run, RunRequest, TaskCounts, TaskInfo
 from tasse.runs.dispatcher import Dispatcher
 from tasse.runs.live_log import Piece, follow_text
 from tasse.runs.logs import follow
@@ -34,8 +35,10 @@ from tasse.store.journal import Journal
 from tasse.store.log_files import LogLayout
 from tasse.store.retention import Retention
 from tasse.store.runs import RunStore
+from tasse.store.timeline import Timeline
+from tasse.store.windows import RunWindow
 from tasse.store.writer import RecordWriter
-from tasse.tasks import discovery
+from tasse.tasks import discovery, listing
 from tasse.tasks.catalog import Catalog
 from tasse.tasks.info import task_info
 from tasse.tasks.registry import Prepared, Registry, RescanReport, TaskEntry
@@ -112,6 +115,7 @@ class Tasse:
             lambda run_id: self.dispatcher.active(run_id) is not None,
             lambda: self.registry.entries.keys(),
         )
+        self.timeline = Timeline(self.store, self.records, self._read_deadline)
         self.lag = LoopLag()
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
@@ -273,6 +277,34 @@ class Tasse:
         """One task by name."""
         return self._info(self._entry(name))
 
+    def find_tasks(self, query: listing.TaskQuery) -> tuple[list[TaskInfo], int]:
+        """The page of tasks a query asks for, in its order, and how many pass its filters."""
+        facts = self._facts()
+        page, total = listing.select(self.registry.entries.values(), query, facts)
+        return [self._info(entry, facts) for entry in page], total
+
+    async def counts(self, since: datetime) -> Counts:
+        """Tasks by state and source, and the runs from `since` to now by status."""
+        # The store counts runs on a thread while the loop counts tasks.
+        runs = asyncio.ensure_future(self.timeline.counts(since))
+        return Counts(tasks=self.task_counts(), runs=await runs)
+
+    def task_counts(self) -> TaskCounts:
+        """Tasks by state and source, from memory (the overview's chips)."""
+        return listing.count(self.registry.entries, self._facts())
+
+    def _facts(self) -> listing.Facts:
+        # Asked once per answer; the next fire times only by `sort=next`, then all at once.
+        next_run_times = functools.cache(self.scheduler.next_run_times)
+        return listing.Facts(
+            source=self.catalog.source_of,
+            env_problem=self.envs.problem,
+            paused=self.pauses.is_paused,
+            running=self.dispatcher.running_tasks(),
+            last_runs=self.dispatcher.last_runs,
+            next_run_at=lambda name: next_run_times().get(name),
+        )
+
     async def next_fires(self, name: str, count: int) -> list[datetime]:
         """The task's next `count` fire times, within the budget, computed off the loop."""
         entry = self._entry(name)
@@ -299,21 +331,28 @@ class Tasse:
             raise TaskBrokenError(name, str(entry.error))
         return entry.task
 
-    def _info(self, entry: TaskEntry) -> TaskInfo:
+    def _info(self, entry: TaskEntry, facts: listing.Facts | None = None) -> TaskInfo:
         task, name = entry.task, entry.name
         source = self.catalog.source_of(name)
         last_run = self.dispatcher.last_runs.get(name)
         definition = self.catalog.definition(name)
         pause = self.pauses.get(name)
+        state = listing.state_of(entry, facts or self._facts())
         if task is None:
             return task_info(
-                entry, source=source, last_run=last_run, definition=definition, pause=pause
+                entry,
+                source=source,
+                last_run=last_run,
+                state=state,
+                definition=definition,
+                pause=pause,
             )
         env_of = task.reference or name  # a reference runs in its target's environment
         return task_info(
             entry,
             source=source,
             last_run=last_run,
+            state=state,
             definition=definition,
             next_run_at=self.scheduler.next_run_at(name),
             env=self.envs.info(env_of),
@@ -403,6 +442,14 @@ class Tasse:
             return stored
         newest = {run.id: run for run in stored} | {run.id: run for run in pending}
         return sorted(newest.values(), key=lambda run: run.id, reverse=True)[:limit]
+
+    async def runs(self, window: RunWindow) -> list[Run]:
+        """Runs of any task in a time window (`store/windows.py`), newest first."""
+        return await self.timeline.runs(window)
+
+    async def recent_outcomes(self, names: Sequence[str], count: int = 20) -> dict[str, list[Run]]:
+        """Each named task's newest `count` runs, newest first, in one query (a page's worth)."""
+        return await self.timeline.recent_outcomes(names, count)
 
     def _read_deadline(self) -> float | None:
         # While writes fail, a read is likely to fail too: answer 503 soon, not after the

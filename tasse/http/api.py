@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import (
@@ -22,10 +22,22 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tasse.errors import TaskConfigError
 from tasse.http.failures import guarded
-from tasse.models import EnvInfo, PauseRequest, Run, RunRequest, RunStatus, TaskInfo
+from tasse.models import (
+    Counts,
+    EnvInfo,
+    PauseRequest,
+    Run,
+    RunRequest,
+    RunStatus,
+    TaskInfo,
+    TaskSource,
+    TaskState,
+)
 from tasse.service import Tasse
+from tasse.store.windows import RunWindow
 from tasse.tasks.catalog import API_BODY, validate
 from tasse.tasks.definitions import TaskDefinition
+from tasse.tasks.listing import Sort, TaskQuery
 from tasse.tasks.registry import RescanReport
 from tasse.values import TASK_NAME_PATTERN
 
@@ -75,9 +87,28 @@ async def health(tasse: TasseDep) -> JSONResponse:
 
 
 @router.get("/tasks")
-async def list_tasks(tasse: TasseDep) -> list[TaskInfo]:
-    """Every task, with its schedules, next and last run, and error."""
-    return tasse.list_tasks()
+async def list_tasks(
+    tasse: TasseDep,
+    request: Request,
+    response: Response,
+    q: Annotated[str, Query(max_length=200, description="part of the name or description")] = "",
+    status: Annotated[list[TaskState] | None, Query(description="repeatable")] = None,
+    source: Annotated[list[TaskSource] | None, Query(description="repeatable")] = None,
+    sort: Sort = "name",
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="default: all")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[TaskInfo]:
+    """Tasks with their schedules, next and last run, error and state; every one by default.
+
+    `X-Total-Count` says how many pass the filters; `Link: <…>; rel="next"` is the next page.
+    """
+    query = TaskQuery(q, frozenset(status or ()), frozenset(source or ()), sort, limit, offset)
+    tasks, total = tasse.find_tasks(query)
+    response.headers["X-Total-Count"] = str(total)
+    if limit is not None and offset + limit < total:
+        following = request.url.include_query_params(offset=offset + limit)
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return tasks
 
 
 @router.get("/cronjobs/", include_in_schema=False)
@@ -208,3 +239,52 @@ async def pause_task(
 async def resume_task(name: TaskName, tasse: TasseDep) -> TaskInfo:
     """Resume a paused task: its next fires run; those while it was paused stay skipped."""
     return tasse.resume(name)
+
+
+@router.get("/counts")
+async def counts(tasse: TasseDep, response: Response, since: datetime | None = None) -> Counts:
+    """Tasks by state and by source; runs from `since` (default: 24 hours ago) to now by status.
+
+    Runs are counted as the store has them: `X-Tasse-Pending-Records` says how many wait.
+    """
+    found = await tasse.counts(_utc(since) if since else datetime.now(UTC) - timedelta(days=1))
+    response.headers["X-Tasse-Pending-Records"] = str(tasse.records.pending_count)
+    return found
+
+
+@router.get("/runs")
+async def list_runs(
+    tasse: TasseDep,
+    response: Response,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    task: Annotated[list[str] | None, Query(max_length=1000, description="repeatable")] = None,
+    status: Annotated[list[RunStatus] | None, Query(description="repeatable")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    before: Annotated[
+        str | None,
+        Query(pattern=r"^[A-Za-z0-9-]{1,64}$", description="only runs older than this run id"),
+    ] = None,
+) -> list[Run]:
+    """Runs of every task, newest first: those whose time (start to end, or now while live)
+    overlaps `since`…`until`; page on with `before` = the last id seen.
+
+    Times without a zone are UTC. `X-Tasse-Pending-Records` as for a task's runs.
+    """
+    window = RunWindow(
+        _utc(since) if since else None,
+        _utc(until) if until else None,
+        frozenset(task or ()),
+        frozenset(status or ()),
+        before,
+        limit,
+    )
+    if window.since and window.until and window.since > window.until:
+        raise HTTPException(status_code=422, detail="since is later than until")
+    runs = await tasse.runs(window)
+    response.headers["X-Tasse-Pending-Records"] = str(tasse.records.pending_count)
+    return runs
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

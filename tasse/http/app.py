@@ -66,7 +66,9 @@ async def _invalid_request(request: Request, error: Exception) -> Response:
     # FastAPI's own answer echoes every bad value whole: a 1 MiB body, a 1 MiB answer.
     assert isinstance(error, RequestValidationError)
     if is_page(request):
-        return error_page(request, 404, "There is no such page: the address is not one Tasse makes.")
+        return error_page(
+            request, 404, "There is no such page: the address is not one Tasse makes."
+        )
     problems = [
         {"type": e["type"], "loc": e["loc"], "msg": shorten(str(e["msg"]))}
         for e in error.errors()[:20]

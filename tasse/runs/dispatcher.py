@@ -85,6 +85,10 @@ class Dispatcher:
         """The live run with this id, if it is still running."""
         return self._active.get(run_id)
 
+    def running_tasks(self) -> set[str]:
+        """The tasks a run of which is running now (not just waiting for its turn)."""
+        return {a.run.task for a in self._active.values() if a.run.status is RunStatus.running}
+
     # -- fires and requests ----------------------------------------------------------------
 
     def fire(self, task: Task, due: list[datetime]) -> None:

@@ -179,6 +179,17 @@ class Scheduler:
         """The task's next fire time, or None when nothing is scheduled."""
         return min((t for _, t in self._next_runs(name) if t is not None), default=None)
 
+    def next_run_times(self) -> dict[str, datetime]:
+        """Every scheduled task's next fire time, in one pass over the jobs (for listings)."""
+        if not self._aps.running:  # jobs added before the start have no times yet
+            return {name: at for name in self._jobs if (at := self.next_run_at(name)) is not None}
+        found: dict[str, datetime] = {}
+        for job in self._aps.get_jobs():
+            at = job.next_run_time
+            if at is not None and (job.name not in found or at < found[job.name]):
+                found[job.name] = at
+        return found
+
     def _next_runs(self, name: str) -> list[tuple[Trigger, datetime | None]]:
         found = []
         for job_id in self._jobs.get(name, []):

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Executable,
     Text,
     bindparam,
     cast,
@@ -43,9 +44,12 @@ from tasse.store.tables import (
     tables,
     upsert,
 )
+from tasse.store.windows import RunWindow, by_status, newest_of_each, window_clauses
 
 #: runs deleted per transaction when history is pruned, so writers never wait long
 PRUNE_BATCH = 1000
+#: task names per query of `recent_outcomes`: SQLite takes at most 500 parts in a UNION
+OUTCOME_BATCH = 500
 _UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
 T = TypeVar("T")
 
@@ -80,6 +84,7 @@ class RunStore:
         self._put_runs = upsert(self._runs, "id", self.engine.dialect.name)
         self._get_run = select(self._runs).where(self._runs.c.id == bindparam("run_id"))
         self._get_task = select(self._tasks).where(self._tasks.c.name == bindparam("task"))
+        self._newest: dict[int, Executable] = {}
         tasks = self._tasks.c
         self._all_tasks = select(
             tasks.name,
@@ -172,6 +177,43 @@ class RunStore:
         query = query.order_by(runs.c.id.desc()).limit(limit)
         with self.engine.connect() as connection:
             return [run_of(row._mapping) for row in connection.execute(query)]
+
+    def in_window(self, window: RunWindow, now: datetime) -> list[Run]:
+        """Runs of any task the window holds (`store/windows.py`), newest first, up to its limit."""
+        runs = self._runs
+        query = select(runs).where(*window_clauses(runs, window, now))
+        query = query.order_by(runs.c.id.desc()).limit(window.limit)
+        with self.engine.connect() as connection:
+            return [run_of(row._mapping) for row in connection.execute(query)]
+
+    def count_by_status(self, since: datetime, now: datetime) -> dict[str, int]:
+        """How many runs overlap the time from `since` to `now`, by status, in one query."""
+        query = by_status(self._runs, since, now)
+        with self.engine.connect() as connection:
+            return {row[0]: row[1] for row in connection.execute(query)}
+
+    def recent_outcomes(self, names: Sequence[str], count: int = 20) -> dict[str, list[Run]]:
+        """Each named task's newest `count` runs, newest first ([] for none): one query a page."""
+        found: dict[str, list[Run]] = {name: [] for name in names}
+        unique = list(found)
+        if count < 1:
+            return found
+        with self.engine.connect() as connection:
+            for first in range(0, len(unique), OUTCOME_BATCH):
+                batch = unique[first : first + OUTCOME_BATCH]
+                values: dict[str, object] = {f"task_{i}": name for i, name in enumerate(batch)}
+                query = self._newest_of_each(len(batch))
+                for row in connection.execute(query, {**values, "count": count}):
+                    found[row.task].append(run_of(row._mapping))
+        for runs in found.values():
+            runs.sort(key=attrgetter("id"), reverse=True)
+        return found
+
+    def _newest_of_each(self, size: int) -> Executable:
+        # Built once per size: building fifty SELECTs costs more than SQLite takes to run them.
+        if size not in self._newest:
+            self._newest[size] = newest_of_each(self._runs, size)
+        return self._newest[size]
 
     def latest_by_task(self) -> dict[str, Run]:
         """Each task's newest run, in one query."""

@@ -84,7 +84,11 @@ def run_of(mapping: Any) -> Run:
     """A run from a row of the runs table."""
     # Null request columns: a run recorded before they existed, or one nobody gave any.
     return Run.model_validate(
-        {key: mapping[key] for key in RUN_COLUMNS if mapping[key] is not None or key not in _REQUEST}
+        {
+            key: mapping[key]
+            for key in RUN_COLUMNS
+            if mapping[key] is not None or key not in _REQUEST
+        }
     )
 
 

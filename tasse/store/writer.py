@@ -136,6 +136,11 @@ class RecordWriter:
         with self._guard:
             return [run.model_copy() for run in self._pending.values() if run.task == task]
 
+    def pending_runs(self) -> list[Run]:
+        """Every run that is not in the store yet (its newest state)."""
+        with self._guard:
+            return [run.model_copy() for run in self._pending.values()]
+
     @property
     def pending_count(self) -> int:
         """Records handed over and not yet in the store."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tasse.models import EnvInfo, Run, TaskInfo, TaskSource
+from tasse.models import EnvInfo, Run, TaskInfo, TaskSource, TaskState
 from tasse.store.pauses import Pause
 from tasse.tasks.definitions import shown_command
 from tasse.tasks.registry import TaskEntry
@@ -16,6 +16,7 @@ def task_info(
     *,
     source: TaskSource,
     last_run: Run | None,
+    state: TaskState,
     next_run_at: datetime | None = None,
     env: EnvInfo | None = None,
     env_problem: str | None = None,
@@ -26,7 +27,7 @@ def task_info(
     """The task as shown: a broken one with its error, a loaded one with all it is."""
     task = entry.task
     error = str(entry.error) if entry.error else None
-    paused: dict[str, Any] = {
+    pause_fields: dict[str, Any] = {
         "paused": pause is not None,
         "paused_at": pause.paused_at if pause else None,
         "paused_reason": pause.reason if pause else None,
@@ -39,7 +40,8 @@ def task_info(
             error=error,
             last_run=last_run,
             definition=definition,
-            **paused,
+            **pause_fields,
+            state=state,
         )
     spec = task.spec
     return TaskInfo(
@@ -59,5 +61,6 @@ def task_info(
         env=env or EnvInfo(),
         policy=policy or {},
         definition=definition,
-        **paused,
+        **pause_fields,
+        state=state,
     )

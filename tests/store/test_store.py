@@ -42,6 +42,7 @@ from tasse.store.database import make_engine
 from tasse.store.migrations import HEAD, StoreNames, current_revision
 from tasse.store.runs import RunStore
 from tasse.store.tables import StoredTask
+from tasse.store.windows import RunWindow, in_window
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -774,3 +775,81 @@ def test_tasks_with_runs_names_each_task_once(store: RunStore) -> None:
     for run in [make_run("b", 0), make_run("a", 1), make_run("b", 2), make_run("B", 3)]:
         store.add(run)
     assert store.tasks_with_runs() == ["B", "a", "b"]
+
+
+# Runs across tasks (store/windows.py)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def test_a_window_holds_the_runs_whose_time_overlaps_it_live_ones_included(
+    store: RunStore,
+) -> None:
+    ended_before = make_run("a", 0, finished_at=at(5))
+    ended_inside = make_run("b", 1, finished_at=at(12))  # began before the window
+    inside = make_run("a", 14, finished_at=at(15))
+    live = make_run("c", 2, status=RunStatus.running)  # began long before, still running
+    # a fire in the window that did not run, recorded later; a run waiting since the window
+    missed = make_run("b", 30, status=RunStatus.missed, started_at=None, scheduled_at=at(15))
+    missed.finished_at = at(30)
+    queued = make_run("c", 16, status=RunStatus.queued, started_at=None)
+    began_after = make_run("a", 25, finished_at=at(26))
+    every = [ended_before, ended_inside, inside, live, missed, queued, began_after]
+    store.add(*every)
+    now = at(60)
+    window = RunWindow(since=at(10), until=at(20))
+
+    held = [missed, queued, inside, live, ended_inside]  # newest first (by id)
+    assert store.in_window(window, now) == held
+    assert [run for run in every if in_window(run, window, now)] == sorted(
+        held, key=lambda run: every.index(run)
+    )  # the Python predicate, for runs the store does not have yet, agrees
+    assert store.in_window(RunWindow(at(10), at(20), tasks=frozenset({"a"})), now) == [inside]
+    running = frozenset({RunStatus.running, RunStatus.queued})
+    assert store.in_window(RunWindow(at(10), at(20), statuses=running), now) == [queued, live]
+    first = store.in_window(RunWindow(at(10), at(20), limit=2), now)
+    assert first == held[:2]
+    assert store.in_window(RunWindow(at(10), at(20), before=first[-1].id), now) == held[2:]
+    # open-ended: everything from a moment on; a live run is not in a window after now
+    assert store.in_window(RunWindow(since=at(25)), now) == [missed, began_after, queued, live]
+    assert store.in_window(RunWindow(since=at(61)), now) == []
+
+
+def test_runs_are_counted_by_status_over_a_window_in_one_query(store: RunStore) -> None:
+    store.add(
+        make_run("a", 0, finished_at=at(1)),  # ended before the window
+        make_run("a", 3, finished_at=at(11)),  # began before it, ended in it
+        make_run("b", 11, status=RunStatus.failed, finished_at=at(12)),
+        make_run("c", 2, status=RunStatus.running),
+        make_run("d", 30, status=RunStatus.queued, started_at=None),  # a retry, due later
+    )
+    with Statements(store.engine) as sent:
+        counted = store.count_by_status(at(5), at(20))
+    assert len(sent) == 1
+    assert counted == {"succeeded": 1, "failed": 1, "running": 1}
+    assert store.count_by_status(at(25), at(20)) == {}  # a window after now holds nothing
+
+
+def test_recent_outcomes_are_each_tasks_newest_runs_in_one_query(store: RunStore) -> None:
+    runs = {
+        "a": [make_run("a", minute) for minute in range(25)],
+        "b": [make_run("b", minute, status=RunStatus.failed) for minute in range(3)],
+        "d": [make_run("d", minute) for minute in range(5)],
+    }
+    store.add(*(run for task_runs in runs.values() for run in task_runs))
+
+    with Statements(store.engine) as sent:
+        found = store.recent_outcomes(["a", "b", "c"], count=20)
+
+    assert len(sent) == 1
+    assert found == {"a": runs["a"][::-1][:20], "b": runs["b"][::-1], "c": []}
+    assert store.recent_outcomes(["b"], count=2) == {"b": runs["b"][:0:-1]}
+    assert store.recent_outcomes([], count=20) == {}
+    many = ["a", *(f"n{index}" for index in range(1000))]  # SQLite: 500 parts in a UNION at most
+    with Statements(store.engine) as sent:
+        strips = store.recent_outcomes(many, count=1)
+    assert len(sent) == 3
+    assert strips["a"] == runs["a"][-1:]
+    assert len(strips) == 1001

@@ -78,8 +78,8 @@ def run_request(form: Form) -> RunRequest:
     """The run-now form as the API's request body."""
     return RunRequest(
         args=[line for line in form.get("args", "").splitlines() if line.strip()],
-        params=_pairs(form.get("params", ""), "parameters"),  # type: ignore[arg-type]
-        env=_pairs(form.get("env", ""), "environment"),  # type: ignore[arg-type]
+        params=_pairs(form.get("params", ""), "parameters"),
+        env=_pairs(form.get("env", ""), "environment"),
     )
 
 
@@ -156,7 +156,7 @@ async def again(
 
     async def action() -> tuple[str, str]:
         old = await tasse.get_run(run_id)
-        run = tasse.run_now(old.task, old.request or RunRequest())
+        run = tasse.run_now(old.task, RunRequest(args=old.args, params=old.params))
         return f"/runs/{run.id}", f"Started run {run.id} of {old.task} again."
 
     return await _act(request, session, form, f"/runs/{run_id}", action)

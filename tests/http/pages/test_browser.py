@@ -145,7 +145,11 @@ def test_pages_fit_the_screen_light_and_dark(
             color_scheme=scheme,
         )
         page = context.new_page()
-        for path, name in (("/", "overview"), ("/tasks/greeter", "task"), (f"/runs/{run['id']}", "run")):
+        for path, name in (
+            ("/", "overview"),
+            ("/tasks/greeter", "task"),
+            (f"/runs/{run['id']}", "run"),
+        ):
             page.goto(path)
             overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
             assert overflow <= 0, f"{path} at {width} px is {overflow} px too wide"

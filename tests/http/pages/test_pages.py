@@ -48,11 +48,14 @@ def csrf_of(page: httpx.Response) -> str:
 
 def test_a_browser_gets_pages_and_a_script_the_json(server: Server) -> None:
     page = server.http.get("/tasks/report", headers=BROWSER)
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "<h1>" in page.text and "report" in page.text
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>" in page.text
+    assert "report" in page.text
     assert "Accept" in page.headers["vary"]
     api = server.http.get("/tasks/report")
-    assert api.headers["content-type"] == "application/json" and api.json()["name"] == "report"
+    assert api.headers["content-type"] == "application/json"
+    assert api.json()["name"] == "report"
     assert server.http.get("/", headers=BROWSER).status_code == 200
     assert server.http.get("/timeline").status_code == 200
     assert server.http.get("/problems").json() == []
@@ -61,13 +64,18 @@ def test_a_browser_gets_pages_and_a_script_the_json(server: Server) -> None:
 def test_the_definition_shown_masks_secrets(server: Server) -> None:
     page = server.http.get("/tasks/report", headers=BROWSER).text
     assert "REGION: eu" in page
-    assert "hunter2" not in page and "API_TOKEN: &#39;***&#39;" in page
+    assert "hunter2" not in page
+    assert "API_TOKEN: &#39;***&#39;" in page
 
 
 def test_an_unknown_task_is_a_404_page_for_a_browser(server: Server) -> None:
     page = server.http.get("/tasks/nosuch", headers=BROWSER)
-    assert page.status_code == 404 and "Not found" in page.text and "nosuch" in page.text
-    assert server.http.get("/tasks/nosuch").json() == {"detail": "No task by the name of 'nosuch' was found"}
+    assert page.status_code == 404
+    assert "Not found" in page.text
+    assert "nosuch" in page.text
+    assert server.http.get("/tasks/nosuch").json() == {
+        "detail": "No task by the name of 'nosuch' was found"
+    }
 
 
 def test_a_form_without_its_token_or_from_another_site_does_nothing(server: Server) -> None:
@@ -76,14 +84,18 @@ def test_a_form_without_its_token_or_from_another_site_does_nothing(server: Serv
     foreign = server.http.post(
         "/ui/tasks/report/run", data={"csrf": csrf}, headers={"Origin": "https://evil.example"}
     )
-    assert foreign.status_code == 303 and foreign.headers["location"] == "/tasks/report"
+    assert foreign.status_code == 303
+    assert foreign.headers["location"] == "/tasks/report"
     forged = server.http.post("/ui/tasks/report/run", data={"csrf": "guessed" * 6})
-    assert forged.status_code == 303 and forged.headers["location"] == "/tasks/report"
+    assert forged.status_code == 303
+    assert forged.headers["location"] == "/tasks/report"
     assert server.http.get("/tasks/report/runs").json() == []
     sent = server.http.post("/ui/tasks/report/run", data={"csrf": csrf, "params": "WHO=me"})
-    assert sent.status_code == 303 and sent.headers["location"].startswith("/runs/")
+    assert sent.status_code == 303
+    assert sent.headers["location"].startswith("/runs/")
     run = server.finished(sent.headers["location"].rsplit("/", 1)[1])
-    assert run["status"] == "succeeded" and run["params"] == {"WHO": "me"}
+    assert run["status"] == "succeeded"
+    assert run["params"] == {"WHO": "me"}
 
 
 def test_a_bad_form_line_is_a_note_not_an_error(server: Server) -> None:
@@ -99,7 +111,8 @@ def test_with_a_token_actions_need_signing_in_once(guarded: Server) -> None:
     assert page.status_code == 200  # reading stays open
     csrf = csrf_of(page)
     refused = guarded.http.post("/ui/tasks/report/pause", data={"csrf": csrf})
-    assert refused.status_code == 303 and refused.headers["location"].startswith("/ui/login")
+    assert refused.status_code == 303
+    assert refused.headers["location"].startswith("/ui/login")
     assert guarded.http.get("/tasks/report").json()["paused"] is False
 
     wrong = guarded.http.post("/ui/login", data={"csrf": csrf, "token": "nope", "next": "/"})
@@ -108,7 +121,9 @@ def test_with_a_token_actions_need_signing_in_once(guarded: Server) -> None:
         "/ui/login", data={"csrf": csrf, "token": "s3cret-token", "next": "/tasks/report"}
     )
     cookie = signed.headers["set-cookie"]
-    assert "tasse_token=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "tasse_token=" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
     paused = guarded.http.post("/ui/tasks/report/pause", data={"csrf": csrf})
     assert paused.headers["location"] == "/tasks/report"
     assert guarded.http.get("/tasks/report").json()["paused"] is True
