@@ -119,7 +119,7 @@ async def run_page(
             "section": "overview",
             "live_scope": f"run:{run.id}",
             "run": run,
-            "params": {},
+            "params": run.params,
             "log_text": tail.text,
             "log_size": tail.size,
             "log_shown": tail.shown,
