@@ -54,7 +54,7 @@ class Server:
         self.output = data_dir.parent / "server.log"
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 20) -> None:
         env = {**os.environ, "TASSE_KILL_GRACE": "1", "TASSE_DEBOUNCE": "0.05", **self.env}
         # Output goes to a file: a pipe nobody reads would fill up and stall the server.
         with self.output.open("ab") as output:
@@ -75,7 +75,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 preexec_fn=self.preexec,
             )
-        wait_until(self._healthy, timeout=20)
+        wait_until(self._healthy, timeout=timeout)
 
     def _healthy(self) -> bool:
         assert self.process is not None
