@@ -1,6 +1,6 @@
 """Live streams: a printed line's way to an open run page, and what open streams cost the schedule.
 
-    .venv/bin/python bench/events.py                  # ~3 min
+    .venv/bin/python bench/events.py                  # ~5 min
     .venv/bin/python bench/events.py --rounds 2 --duration 10
 
 (a) *Line latency*: a task sleeps 1 s, then prints `time.time()` 200 times, 20 ms apart
@@ -12,20 +12,24 @@ second (its script and measure: the task's first `time.time()` - TASSE_SCHEDULED
 20 runs of a `chatty` task printing a timestamped line every 100 ms. Each round starts two
 fresh servers in turn (the order swapped every round): *baseline*, nothing following, and
 *streams*, with 100 `GET /events` and 20 `GET /runs/{id}/log/events` (one per chatty run)
-open from before the first counted fire. The clients are raw asyncio sockets in a thread
-of this process (they read and count, nothing more). 2 s of warm-up are left out.
-Target: the median over rounds of p99(streams) - p99(baseline) ≤ 5 ms.
+open from before the first counted fire (`--event-streams`, `--log-streams` change the
+numbers). The clients are raw asyncio sockets in a thread of this process (they read and
+count, nothing more; their CPU is printed). 2 s of warm-up are left out. Also shown: the
+recorded `started_at` - `scheduled_at`, the loop's share of the lag, where streams would
+show first. Target: the median over rounds of p99(streams) - p99(baseline) ≤ 5 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from harness import (
@@ -73,14 +77,26 @@ class Streams:
         self._thread.start()
         self._tasks: list[Any] = []
 
-    def open(self, path: str, on_line: Callable[[bytes], None]) -> None:
-        """Open one stream; `on_line` hears every line (in this thread's loop)."""
-        coroutine = self._follow(path, on_line)
+    def open_events(self, path: str) -> None:
+        """Open an event stream; its `run` events are counted, nothing more (cheap)."""
+        coroutine = self._count(path)
         self._tasks.append(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
 
-    def count_events(self, line: bytes) -> None:
-        if line.startswith(b"event: run"):
-            self.events += 1
+    def open_log(self, path: str) -> None:
+        """Open a live log; the latency of each timestamped line is kept."""
+        coroutine = self._follow(path, self.time_line)
+        self._tasks.append(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
+
+    async def _count(self, path: str) -> None:
+        reader, writer = await self._get(path)
+        while chunk := await reader.read(65536):
+            self.events += chunk.count(b"event: run")  # (a frame split by a read: rare)
+        writer.close()
+
+    async def _get(self, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        return reader, writer
 
     def time_line(self, line: bytes) -> None:
         if line.startswith(b"data: "):
@@ -89,8 +105,7 @@ class Streams:
                 self.latencies.append(time.time() - float(line[6:]))
 
     async def _follow(self, path: str, on_line: Callable[[bytes], None]) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        reader, writer = await self._get(path)
         rest = b""
         while chunk := await reader.read(65536):
             *lines, rest = (rest + chunk).split(b"\n")
@@ -120,7 +135,7 @@ def line_latency() -> list[float]:
     with serve(data_dir, 1) as server, server.client() as client:
         streams = Streams(server.port)
         run_id = start_run(client, "lines")
-        streams.open(f"/runs/{run_id}/log/events", streams.time_line)
+        streams.open_log(f"/runs/{run_id}/log/events")
         wait_run(client, run_id, poll=0.1)
         time.sleep(0.2)
         streams.close()
@@ -128,8 +143,8 @@ def line_latency() -> list[float]:
     return streams.latencies
 
 
-def lag_round(offsets: list[float], duration: float, with_streams: bool) -> dict[str, Any]:
-    """(b): one server, the 40 tasks and 20 chatty runs; with or without streams."""
+def lag_round(offsets: list[float], duration: float, opened: tuple[int, int]) -> dict[str, Any]:
+    """(b): one server, the 40 tasks and 20 chatty runs; with (events, logs) streams open."""
     data_dir = temp_data_dir("events-lag")
     start = int(time.time()) - 60
     names = [f"lag-{index:02d}" for index in range(len(offsets))]
@@ -142,32 +157,44 @@ def lag_round(offsets: list[float], duration: float, with_streams: bool) -> dict
     with serve(data_dir, len(names) + 1) as server, server.client() as client:
         streams = Streams(server.port)
         chatty_runs = [start_run(client, "chatty") for _ in range(20)]
-        if with_streams:
-            for _ in range(100):
-                streams.open("/events", streams.count_events)
-            for run_id in chatty_runs:
-                streams.open(f"/runs/{run_id}/log/events", streams.time_line)
+        for _ in range(opened[0]):
+            streams.open_events("/events")
+        for run_id in chatty_runs[: opened[1]]:
+            streams.open_log(f"/runs/{run_id}/log/events")
         since, cpu = time.time() + WARM_UP, cpu_seconds(server.pid)
+        mine = cpu_seconds(os.getpid())
         time.sleep(WARM_UP + duration)
-        cpu = cpu_seconds(server.pid) - cpu
+        cpu, mine = cpu_seconds(server.pid) - cpu, cpu_seconds(os.getpid()) - mine
         runs = {}
         for name in names:
             answer = client.get(f"/tasks/{name}/runs", params={"limit": 1000})
             runs.update({run["id"]: run for run in answer.json()})
         streams.close()
-    lags = [
-        lag
-        for log in (data_dir / "logs").glob("lag-*/runs/*.log")
-        if log.stem in runs
-        for lag in parse_lags(log.read_text(), since)
-    ]
+    lags, dispatch = lags_of(data_dir, runs, since)
     discard(data_dir)
     return {
         "lag": lags,
+        "due → started_at": dispatch,
         "cpu": cpu / (WARM_UP + duration),
+        "client cpu": mine / (WARM_UP + duration),
         "events": streams.events,
         "log lines": streams.latencies,
     }
+
+
+def lags_of(data_dir: Path, runs: dict[str, Any], since: float) -> tuple[list[float], list[float]]:
+    """Each counted fire's lag (task clock) and its loop's share (due → started_at)."""
+    lags, dispatch = [], []
+    for log in (data_dir / "logs").glob("lag-*/runs/*.log"):
+        run = runs.get(log.stem)
+        for lag in parse_lags(log.read_text(), since) if run else []:
+            lags.append(lag)
+            dispatch.append(_at(run["started_at"]) - _at(run["scheduled_at"]))
+    return lags, dispatch
+
+
+def _at(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def main() -> None:
@@ -176,6 +203,8 @@ def main() -> None:
     parser.add_argument("--stagger-ms", type=float, default=25)
     parser.add_argument("--rounds", type=int, default=4, help="even: balanced order")
     parser.add_argument("--duration", type=float, default=15, help="counted s per server")
+    parser.add_argument("--event-streams", type=int, default=100)
+    parser.add_argument("--log-streams", type=int, default=20, help="at most 20")
     args = parser.parse_args()
     print(machine_note())
 
@@ -185,23 +214,28 @@ def main() -> None:
     offsets = [i * args.stagger_ms / 1000 for i in range(args.tasks)]
     pooled: dict[str, list[float]] = {"baseline": [], "streams": []}
     per_round: dict[str, list[float]] = {"baseline": [], "streams": []}
+    dispatch: dict[str, list[float]] = {"baseline": [], "streams": []}
     loaded_lines: list[float] = []
     for number in range(args.rounds):
         order = ["baseline", "streams"] if number % 2 == 0 else ["streams", "baseline"]
         for mode in order:
-            result = lag_round(offsets, args.duration, mode == "streams")
+            opened = (args.event_streams, args.log_streams) if mode == "streams" else (0, 0)
+            result = lag_round(offsets, args.duration, opened)
             pooled[mode] += result["lag"]
+            dispatch[mode] += result["due → started_at"]
             per_round[mode].append(percentile(result["lag"], 99))
             loaded_lines += result["log lines"]
             print(
                 f"  round {number + 1} {mode}: lag p50 {ms(percentile(result['lag'], 50))}"
                 f" p99 {ms(per_round[mode][-1])} ms ({len(result['lag'])} fires),"
-                f" server CPU {result['cpu']:.0%}, {result['events']} run events and"
+                f" due → started_at p99 {ms(percentile(result['due → started_at'], 99))} ms,"
+                f" CPU: server {result['cpu']:.0%}, clients {result['client cpu']:.0%};"
+                f" {result['events']} run events and"
                 f" {len(result['log lines'])} log lines received;"
                 f" {machine_note().split(', ', 2)[2]}",
                 flush=True,
             )
-    report(latencies, loaded_lines, pooled, per_round)
+    report(latencies, loaded_lines, pooled, per_round, dispatch)
 
 
 def report(
@@ -209,6 +243,7 @@ def report(
     loaded_lines: list[float],
     pooled: dict[str, list[float]],
     per_round: dict[str, list[float]],
+    dispatch: dict[str, list[float]],
 ) -> None:
     print("\nline latency, printed → at the client (ms)")
     samples = {"(a) 1 run page, idle server": latencies}
@@ -216,7 +251,9 @@ def report(
         samples["(b) 20 run pages, under the lag load"] = loaded_lines
     print_summaries(samples)
     print("\nschedule lag (ms)")
-    print_summaries({f"{mode}: all rounds pooled": lags for mode, lags in pooled.items()})
+    rows = {f"{mode}: lag, all rounds pooled": lags for mode, lags in pooled.items()}
+    rows |= {f"{mode}: due → started_at (the loop's share)": d for mode, d in dispatch.items()}
+    print_summaries(rows)
     rounds = [s - b for s, b in zip(per_round["streams"], per_round["baseline"], strict=True)]
     print(
         "\nper round p99, streams - baseline (ms): "

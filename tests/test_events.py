@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from datetime import UTC, datetime
 
 import pytest
 
-from tasse.events import EventHub, Interest
+from tasse.events import SLICE, EventHub, Interest
 from tasse.models import EnvInfo, EnvStatus, Run, RunStatus, RunTrigger
 
 pytestmark = pytest.mark.anyio
@@ -158,17 +159,19 @@ async def test_a_burst_beyond_the_queue_wakes_a_subscriber_rather_than_dropping_
     assert subscription.dropped
 
 
-async def test_events_of_one_window_wake_a_subscriber_once() -> None:
-    hub = EventHub(window=0.05)
+async def test_an_event_after_a_quiet_time_goes_at_once_then_one_wake_per_window() -> None:
+    hub = EventHub(window=0.2)
     subscription = hub.subscribe()
     began = time.monotonic()
-    for number in range(10):
+    hub.task_added("first")
+    assert await subscription.wait(5)
+    assert time.monotonic() - began < 0.1  # nothing was sent for a while: at once
+    assert len(subscription.take()) == 1
+    for number in range(10):  # what follows within the window waits for its end, together
         hub.task_added(f"t{number}")
-    assert subscription.take()  # queued at once ...
-    hub.task_added("t10")
-    assert await subscription.wait(5)  # ... but the waiter wakes once the window is over
-    assert 0.04 <= time.monotonic() - began < 1
-    assert [e.type for e in subscription.take()] == ["task.added"]
+    assert await subscription.wait(5)
+    assert 0.15 <= time.monotonic() - began < 1
+    assert len(subscription.take()) == 10
     assert not await subscription.wait(0.1)  # nothing more: a timeout
 
 
@@ -197,3 +200,30 @@ async def test_closing_ends_every_subscription_and_later_ones_at_once() -> None:
     assert hub.closed.is_set()
     assert hub.subscribe().ended
     hub.task_added("late")  # publishing after the close is harmless
+
+
+async def test_text_a_message_could_not_decode_still_makes_a_valid_event() -> None:
+    hub = EventHub(window=0)
+    subscription = hub.subscribe()
+    hub.run_changed(RUN.model_copy(update={"error": "cannot open b'\udcff.txt'"}))
+    hub.task_changed("report", "error", "task.yaml: bad \udcff byte")
+    await asyncio.sleep(0)
+    run, task = (data_of(event.frame) for event in subscription.take())
+    assert run["run"]["error"] == "cannot open b'?.txt'"  # type: ignore[index]
+    assert task["error"] == "task.yaml: bad ? byte"
+
+
+async def test_subscribers_are_woken_a_few_at_a_time() -> None:
+    hub = EventHub(window=0)
+    subscriptions = [hub.subscribe() for _ in range(SLICE * 2 + 1)]
+    waiting = [asyncio.ensure_future(s.wait(10)) for s in subscriptions]
+    await asyncio.sleep(0)
+    hub.task_added("t")
+    woken: list[int] = []
+    for _ in range(8):
+        await asyncio.sleep(0)  # one turn of the loop
+        woken.append(sum(w.done() for w in waiting))
+    # Each turn wakes a few more, so what else is due runs between them.
+    assert woken[-1] == len(subscriptions)
+    assert SLICE in woken
+    assert all(0 <= b - a <= SLICE for a, b in itertools.pairwise(woken))

@@ -196,7 +196,10 @@ class Executor:
         # ledger's fires that did not run): live events see each change once.
         self._records.put_runs(runs)
         for run in runs:
-            self._on_change(run)
+            try:
+                self._on_change(run)
+            except Exception:  # a live event must never cost a run its course
+                logger.exception("run %s of task %s: its live event failed", run.id, run.task)
 
     def _process(self, active: ActiveRun, environment: Environment | None) -> RunProcess:
         task = active.task

@@ -4,7 +4,9 @@ they are written, each piece with the byte offset after it (to resume exactly th
 The log is bytes: it is decoded as UTF-8 (invalid bytes become U+FFFD) without ever
 splitting a character between two pieces. A line is sent once its newline arrives; one
 without a newline (a prompt, a progress bar) waits at most `PARTIAL_WAIT` before it is
-sent anyway.
+sent anyway. While output keeps coming, it goes at most once per `GAP`: each send costs a
+system call on the loop (a third of a millisecond on a loaded machine), and a task
+printing a thousand lines a second must not cost a thousand of them per page.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import codecs
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from tasse.runs.logs import CHUNK, RunLogWriter, read_chunk
+from tasse.runs.logs import CHUNK, RunLogWriter
 
 #: how much of a bigger log a page gets first
 TAIL = 256 * 1024
 #: seconds an unfinished line waits for its newline before it is sent anyway
 PARTIAL_WAIT = 0.05
+#: seconds at least between two sends while output keeps coming
+GAP = 0.025
 
 
 @dataclass(frozen=True)
@@ -75,17 +80,36 @@ class _Follower:
 
     def __init__(self, path: Path, offset: int):
         self.path = path
+        self._file: BinaryIO | None = None  # kept open: a wake costs one read, not four calls
         self.read_to = offset  # bytes read from the file
         self.pending = b""  # read, not sent yet
         self.pending_since: float | None = None  # when an unfinished line began to wait
+        self.sent_at = float("-inf")
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
-    def read(self) -> bool:
-        """Read what the file has beyond what was read; True if there was something."""
-        chunk = read_chunk(self.path, self.read_to)
+    def read(self) -> int:
+        """Read what the file has beyond what was read; how many bytes that was."""
+        if self._file is None:
+            try:
+                self._file = self.path.open("rb")
+            except FileNotFoundError:  # a run waiting for its turn has no log yet
+                return 0
+            self._file.seek(self.read_to)
+        chunk = self._file.read(CHUNK)
         self.read_to += len(chunk)
         self.pending += chunk
-        return bool(chunk)
+        return len(chunk)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
+
+    def too_soon(self, now: float, read: int) -> float:
+        """Seconds to gather more output first: the last send was less than `GAP` ago."""
+        if 0 < read < CHUNK:  # (a whole chunk: it is catching up, so it goes on at once)
+            return max(0.0, self.sent_at + GAP - now)
+        return 0.0
 
     def ready(self, now: float, final: bool) -> Text | None:
         """What is ready to send: whole lines, or everything once it waited long enough."""
@@ -126,13 +150,27 @@ async def follow_text(
         if offset:
             yield Truncated(size, offset)
     follower = _Follower(path, min(offset, _size(path)))
+    try:
+        async for piece in _follow(follower, writer, stop, idle):
+            yield piece
+    finally:
+        follower.close()
+
+
+async def _follow(
+    follower: _Follower, writer: RunLogWriter | None, stop: asyncio.Event, idle: float
+) -> AsyncIterator[Piece]:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         finished = writer is None or writer.closed
         changed = writer.changed if writer is not None else None  # taken before reading
         more = follower.read()
+        if not finished and (pause := follower.too_soon(loop.time(), more)):
+            await asyncio.sleep(pause)
+            continue
         text = follower.ready(loop.time(), final=finished and not more)
         if text is not None:
+            follower.sent_at = loop.time()
             yield text
         if more:
             continue

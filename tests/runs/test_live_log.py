@@ -119,3 +119,19 @@ async def test_a_page_that_goes_away_leaves_no_waiting_behind(writer: RunLogWrit
     await pieces.aclose()
     await asyncio.sleep(0)
     assert len(asyncio.all_tasks()) == before
+
+
+async def test_output_that_keeps_coming_is_sent_in_a_few_pieces(writer: RunLogWriter) -> None:
+    async def write_fast() -> None:
+        for number in range(200):
+            writer.write(f"line {number}\n".encode())
+            await asyncio.sleep(0.001)
+        writer.close()
+
+    writing = asyncio.ensure_future(write_fast())
+    pieces = [piece async for piece in await following(writer)]
+    await writing
+    texts = [piece for piece in pieces if isinstance(piece, Text)]
+    assert "".join(text.text for text in texts) == "".join(f"line {n}\n" for n in range(200))
+    # About one send per GAP rather than one per write.
+    assert len(texts) < 200 / 4
