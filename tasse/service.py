@@ -24,6 +24,7 @@ from tasse.models import Counts, EnvInfo, Run, RunRequest, TaskCounts, TaskInfo
 from tasse.runs.dispatcher import Dispatcher
 from tasse.runs.live_log import Piece, follow_text
 from tasse.runs.logs import follow
+from tasse.runs.outcomes import RecentOutcomes
 from tasse.runs.pauses import PausedTasks
 from tasse.runs.policies import policy_of
 from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
@@ -88,7 +89,7 @@ class Tasse:
             self.envs,
             current_task=self._current_task,
             is_paused=self.pauses.is_paused,
-            on_change=self.events.run_changed,
+            on_change=self._run_recorded,
         )
         self.scheduler = Scheduler(self._on_fire, settings.timezone, self.records.fire_times)
         self.started_at: datetime | None = None
@@ -116,6 +117,8 @@ class Tasse:
             lambda: self.registry.entries.keys(),
         )
         self.timeline = Timeline(self.store, self.records, self._read_deadline)
+        #: the overview's strips of last outcomes, in memory once read
+        self.outcomes = RecentOutcomes(self.timeline.recent_outcomes)
         self.lag = LoopLag()
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
@@ -447,8 +450,15 @@ class Tasse:
         """Runs of any task in a time window (`store/windows.py`), newest first."""
         return await self.timeline.runs(window)
 
+    def _run_recorded(self, run: Run) -> None:
+        # Every state a run is recorded in: the live events, and the overview's strips.
+        self.events.run_changed(run)
+        self.outcomes.note(run)
+
     async def recent_outcomes(self, names: Sequence[str], count: int = 20) -> dict[str, list[Run]]:
-        """Each named task's newest `count` runs, newest first, in one query (a page's worth)."""
+        """Each named task's newest `count` runs, newest first (a page's worth at once)."""
+        if count == self.outcomes.count:
+            return await self.outcomes.of(names)
         return await self.timeline.recent_outcomes(names, count)
 
     def _read_deadline(self) -> float | None:
