@@ -7,6 +7,7 @@ import asyncio
 import functools
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: seconds an API read may take while the store cannot be written
 FAIL_FAST = 1.0
+#: seconds the tasks' counts by state may be old when shown
+COUNTS_MAX_AGE = 2.0
 
 
 class Tasse:
@@ -119,6 +122,7 @@ class Tasse:
         self.timeline = Timeline(self.store, self.records, self._read_deadline)
         #: the overview's strips of last outcomes, in memory once read
         self.outcomes = RecentOutcomes(self.timeline.recent_outcomes)
+        self._counted: tuple[float, TaskCounts] | None = None
         self.lag = LoopLag()
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
@@ -293,8 +297,13 @@ class Tasse:
         return Counts(tasks=self.task_counts(), runs=await runs)
 
     def task_counts(self) -> TaskCounts:
-        """Tasks by state and source, from memory (the overview's chips)."""
-        return listing.count(self.registry.entries, self._facts())
+        """Tasks by state and source, from memory (the overview's chips), at most 2 s old."""
+        # Every task's state costs microseconds; with 10,000 tasks a page shown again and
+        # again (live updates) would pay tens of milliseconds each time for the same numbers.
+        now = time.monotonic()
+        if self._counted is None or now - self._counted[0] > COUNTS_MAX_AGE:
+            self._counted = (now, listing.count(self.registry.entries, self._facts()))
+        return self._counted[1]
 
     def _facts(self) -> listing.Facts:
         # Asked once per answer; the next fire times only by `sort=next`, then all at once.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import weakref
+
 from pydantic import BaseModel
 
 from tasse.service import Tasse
@@ -17,6 +20,20 @@ class Problem(BaseModel):
     detail: str
     #: the page that shows more, if there is one
     link: str | None = None
+
+
+#: seconds the header's count of problems may be old (counting walks every task)
+COUNT_MAX_AGE = 2.0
+_counted: weakref.WeakKeyDictionary[Tasse, tuple[float, int]] = weakref.WeakKeyDictionary()
+
+
+def problem_count(tasse: Tasse) -> int:
+    """How many problems there are, at most COUNT_MAX_AGE seconds old (every page shows it)."""
+    now = time.monotonic()
+    counted = _counted.get(tasse)
+    if counted is None or now - counted[0] > COUNT_MAX_AGE:
+        counted = _counted[tasse] = (now, len(problems_of(tasse)))
+    return counted[1]
 
 
 def problems_of(tasse: Tasse) -> list[Problem]:

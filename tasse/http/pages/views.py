@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,10 +33,12 @@ LOG_TAIL_BYTES = 256 * 1024
 CHART_RUNS = 100
 #: runs one calendar reads at most (a task firing every second keeps far fewer by default)
 CALENDAR_RUNS = 20_000
-#: runs a timeline draws at most (a day of 40 tasks each minute is 57,600)
-TIMELINE_RUNS = 100_000
+#: runs a timeline page draws at most (a day of 50 tasks each minute is 72,000)
+TIMELINE_RUNS = 10_000
 #: outcomes in an overview row's strip
 STRIP_RUNS = 20
+#: strips kept drawn (a few pages' worth)
+STRIPS_KEPT = 2000
 
 
 @dataclass(frozen=True)
@@ -140,17 +144,40 @@ async def overview(tasse: Tasse, query: TaskQuery) -> Listing:
             info.state.value,
             describe_all(info.schedules),
             run_duration(info.last_run) if info.last_run else "",
-            outcome_strip(list(reversed(outcomes.get(info.name, []))), count=STRIP_RUNS),
+            _strip(outcomes.get(info.name, [])),
         )
         for info in infos
     ]
     return Listing(rows, total, tasse.task_counts())
 
 
-async def window(tasse: Tasse, since: datetime, until: datetime) -> tuple[list[Run], bool]:
-    """The runs of every task overlapping a time window, and whether there were more."""
-    runs = await tasse.runs(RunWindow(since=since, until=until, limit=TIMELINE_RUNS + 1))
+async def window(
+    tasse: Tasse, since: datetime, until: datetime, tasks: frozenset[str]
+) -> tuple[list[Run], bool]:
+    """The runs of these tasks overlapping a time window, and whether there were more."""
+    if not tasks:
+        return [], False
+    window = RunWindow(since=since, until=until, tasks=tasks, limit=TIMELINE_RUNS + 1)
+    runs = await tasse.runs(window)
     return runs[:TIMELINE_RUNS], len(runs) > TIMELINE_RUNS
+
+
+#: strips drawn, by what they show: a page shown again draws only the strips that changed
+_strips: OrderedDict[tuple[object, ...], Markup] = OrderedDict()
+
+
+def _strip(newest_first: list[Run]) -> Markup:
+    # A running run's tooltip says how long so far: its strip is drawn again each second.
+    live = any(not run.status.is_final for run in newest_first)
+    key = (*((run.id, run.status) for run in newest_first), int(time.time()) if live else 0)
+    strip = _strips.get(key)
+    if strip is None:
+        strip = _strips[key] = outcome_strip(list(reversed(newest_first)), count=STRIP_RUNS)
+        while len(_strips) > STRIPS_KEPT:
+            _strips.popitem(last=False)
+    else:
+        _strips.move_to_end(key)
+    return strip
 
 
 @dataclass(frozen=True)
