@@ -17,6 +17,10 @@ from tests.http.test_api import Server, wait_until
 __all__ = ["browser"]
 
 pytestmark = pytest.mark.slow
+#: what sticks out past the right edge, innermost first
+WIDEST = """() => [...document.querySelectorAll('main *')]
+    .filter(e => e.scrollWidth > e.clientWidth && getComputedStyle(e).overflowX === 'visible')
+    .slice(0, 5).map(e => `${e.tagName}.${e.className}: ${e.textContent.trim().slice(0, 40)}`)"""
 HOURLY = "scheduler: {trigger: interval, seconds: 3600}\n"
 
 
@@ -152,6 +156,7 @@ def test_pages_fit_the_screen_light_and_dark(
         ):
             page.goto(path)
             overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
-            assert overflow <= 0, f"{path} at {width} px is {overflow} px too wide"
+            wide = page.evaluate(WIDEST)
+            assert overflow <= 0, f"{path} at {width} px is {overflow} px too wide: {wide}"
             page.screenshot(path=str(shots / f"{name}-{width}-{scheme}.png"), full_page=True)
         context.close()
