@@ -98,7 +98,6 @@ async def task_page(
             "calendar": outcome_calendar(days, today=datetime.now(zone).date(), zone=zone),
             "calendar_note": "" if len(days) < views.CALENDAR_RUNS else "the newest runs only",
             "definition": views.definition_text(info),
-            "prefill_params": "",
         },
     )
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import yaml
 from fastapi import Request
@@ -138,13 +139,14 @@ async def overview(tasse: Tasse, query: TaskQuery) -> Listing:
     """The overview's page of tasks, each with its last 20 outcomes."""
     infos, total = tasse.find_tasks(query)
     outcomes = await tasse.recent_outcomes([info.name for info in infos], STRIP_RUNS)
+    zone = ZoneInfo(tasse.settings.timezone)
     rows = [
         Row(
             info,
             info.state.value,
             describe_all(info.schedules),
             run_duration(info.last_run) if info.last_run else "",
-            _strip(outcomes.get(info.name, [])),
+            _strip(outcomes.get(info.name, []), zone),
         )
         for info in infos
     ]
@@ -166,13 +168,18 @@ async def window(
 _strips: OrderedDict[tuple[object, ...], Markup] = OrderedDict()
 
 
-def _strip(newest_first: list[Run]) -> Markup:
+def _strip(newest_first: list[Run], zone: ZoneInfo) -> Markup:
     # A running run's tooltip says how long so far: its strip is drawn again each second.
     live = any(not run.status.is_final for run in newest_first)
-    key = (*((run.id, run.status) for run in newest_first), int(time.time()) if live else 0)
+    key = (
+        *((run.id, run.status) for run in newest_first),
+        int(time.time()) if live else 0,
+        zone.key,
+    )
     strip = _strips.get(key)
     if strip is None:
-        strip = _strips[key] = outcome_strip(list(reversed(newest_first)), count=STRIP_RUNS)
+        oldest_first = list(reversed(newest_first))
+        strip = _strips[key] = outcome_strip(oldest_first, count=STRIP_RUNS, zone=zone)
         while len(_strips) > STRIPS_KEPT:
             _strips.popitem(last=False)
     else:
