@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,6 +74,36 @@ class Run(BaseModel):
     args: list[str] = Field(default_factory=list)
     #: ... and seen as TASSE_PARAM_<NAME>; `env` is not kept, as secrets travel that way
     params: dict[str, str] = Field(default_factory=dict)
+
+
+class RunOutline(NamedTuple):
+    """What charts draw of a run, read without its request and without validating a model:
+    a 90-day calendar or a day's timeline reads thousands of runs for one page."""
+
+    id: str
+    task: str
+    status: RunStatus
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunOutline:
+        """The outline of a full run (one the writer still holds, say)."""
+        return cls(
+            run.id,
+            run.task,
+            run.status,
+            run.scheduled_at,
+            run.started_at,
+            run.finished_at,
+            run.error,
+        )
+
+
+#: a run as charts and time windows see it: either kind has what they read
+RunLike = Run | RunOutline
 
 
 def new_run_id(now: datetime) -> str:

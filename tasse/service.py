@@ -21,7 +21,7 @@ from tasse.errors import (
     TaskNotFoundError,
 )
 from tasse.events import EventHub
-from tasse.models import Counts, EnvInfo, Run, RunRequest, TaskCounts, TaskInfo
+from tasse.models import Counts, EnvInfo, Run, RunOutline, RunRequest, TaskCounts, TaskInfo
 from tasse.runs.dispatcher import Dispatcher
 from tasse.runs.live_log import Piece, follow_text
 from tasse.runs.logs import follow
@@ -458,6 +458,10 @@ class Tasse:
     async def runs(self, window: RunWindow) -> list[Run]:
         """Runs of any task in a time window (`store/windows.py`), newest first."""
         return await self.timeline.runs(window)
+
+    async def run_outlines(self, window: RunWindow) -> list[RunOutline]:
+        """`runs` as outlines (`models.RunOutline`): what charts draw, read cheaply."""
+        return await self.timeline.outlines(window)
 
     def _run_recorded(self, run: Run) -> None:
         # Every state a run is recorded in: the live events, and the overview's strips.

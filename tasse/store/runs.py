@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from tasse.errors import StoreUnavailableError, StoreUnusableError
-from tasse.models import Run, RunStatus, run_id_prefix
+from tasse.models import Run, RunOutline, RunStatus, run_id_prefix
 from tasse.store.database import DEFAULT_TIMEOUTS, Timeouts, first_line, make_engine, shown_address
 from tasse.store.deadline import DeadlineError, await_with_deadline
 from tasse.store.migrations import StoreNames, migrate
@@ -38,6 +38,7 @@ from tasse.store.tables import (
     MAX_SOURCE_LENGTH,
     RUN_COLUMNS,
     StoredTask,
+    outline_of,
     row_of,
     run_of,
     stored_task,
@@ -185,6 +186,15 @@ class RunStore:
         query = query.order_by(runs.c.id.desc()).limit(window.limit)
         with self.engine.connect() as connection:
             return [run_of(row._mapping) for row in connection.execute(query)]
+
+    def outlines_in_window(self, window: RunWindow, now: datetime) -> list[RunOutline]:
+        """`in_window` as outlines: only the columns charts draw, at a third of the cost."""
+        runs = self._runs
+        query = select(*(runs.c[name] for name in RunOutline._fields))
+        query = query.where(*window_clauses(runs, window, now))
+        query = query.order_by(runs.c.id.desc()).limit(window.limit)
+        with self.engine.connect() as connection:
+            return [outline_of(row) for row in connection.execute(query)]
 
     def count_by_status(self, since: datetime, now: datetime) -> dict[str, int]:
         """How many runs overlap the time from `since` to `now`, by status, in one query."""

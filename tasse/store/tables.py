@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Executable, Integer, MetaData, Row, String, Table, Text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from tasse.models import Run
+from tasse.models import Run, RunOutline, RunStatus
 from tasse.store.database import UTCDateTime
 from tasse.store.migrations import StoreNames
 
@@ -93,6 +93,12 @@ def run_of(mapping: Any) -> Run:
 
 
 _REQUEST = frozenset({"args", "params"})
+
+
+def outline_of(row: Row[Any]) -> RunOutline:
+    """A run's outline from a row of `RunOutline._fields`' columns, in that order."""
+    id_, task, status, scheduled_at, started_at, finished_at, error = tuple(row)
+    return RunOutline(id_, task, RunStatus(status), scheduled_at, started_at, finished_at, error)
 
 
 def stored_task(row: Row[Any]) -> StoredTask:

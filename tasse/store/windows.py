@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -25,7 +25,9 @@ from sqlalchemy import (
     union_all,
 )
 
-from tasse.models import Run, RunStatus
+from tasse.models import RunLike, RunStatus
+
+R = TypeVar("R", bound=RunLike)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def by_status(runs: Table, since: datetime, now: datetime) -> Select[Any]:
     return select(held.c.status, func.count()).group_by(held.c.status)
 
 
-def in_window(run: Run, window: RunWindow, now: datetime) -> bool:
+def in_window(run: RunLike, window: RunWindow, now: datetime) -> bool:
     """Whether the window holds the run (for runs the store does not have yet)."""
     if window.tasks and run.task not in window.tasks:
         return False
@@ -88,7 +90,7 @@ def in_window(run: Run, window: RunWindow, now: datetime) -> bool:
     return _overlaps(run, window.since, window.until, now)
 
 
-def _overlaps(run: Run, since: datetime | None, until: datetime | None, now: datetime) -> bool:
+def _overlaps(run: RunLike, since: datetime | None, until: datetime | None, now: datetime) -> bool:
     start = run.started_at or run.scheduled_at or run.finished_at
     if until is not None and (start is None or start > until):
         return False
@@ -118,6 +120,6 @@ def newest_of_each(runs: Table, size: int) -> Select[Any] | CompoundSelect[Any]:
     return selects[0] if size == 1 else union_all(*selects)
 
 
-def newest_first(runs: Sequence[Run], count: int) -> list[Run]:
+def newest_first(runs: Sequence[R], count: int) -> list[R]:
     """The newest `count` of some runs (run ids sort by creation time)."""
     return sorted(runs, key=lambda run: run.id, reverse=True)[:count]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -127,6 +127,14 @@ def test_a_moment_falls_on_its_local_day(zone: str, midnight: datetime) -> None:
     moments = [midnight + timedelta(seconds=s) for s in range(-3600, 3600, 7)]
     assert [clock.day(m) for m in moments] == [m.astimezone(ZoneInfo(zone)).date() for m in moments]
     assert clock.day(midnight - timedelta(seconds=1)) < clock.day(midnight)
+
+
+@pytest.mark.parametrize("day", [date(2025, 3, 30), date(2025, 10, 26)])
+def test_a_day_with_a_clock_change_still_puts_each_moment_on_its_local_day(day: date) -> None:
+    clock = Clock(BERLIN)
+    start = datetime.combine(day, time(), BERLIN).astimezone(UTC) - timedelta(hours=3)
+    moments = [start + timedelta(minutes=m) for m in range(0, 30 * 60, 5)]
+    assert [clock.day(m) for m in moments] == [m.astimezone(BERLIN).date() for m in moments]
 
 
 # -- duration_chart -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from tasse.cli.main import main
-from tasse.models import Run, RunStatus, RunTrigger
+from tasse.models import Run, RunOutline, RunStatus, RunTrigger
 from tasse.settings import Settings
 from tasse.store import migrations as store_migrations
 from tasse.store.database import make_engine
@@ -815,6 +815,8 @@ def test_a_window_holds_the_runs_whose_time_overlaps_it_live_ones_included(
     # open-ended: everything from a moment on; a live run is not in a window after now
     assert store.in_window(RunWindow(since=at(25)), now) == [missed, began_after, queued, live]
     assert store.in_window(RunWindow(since=at(61)), now) == []
+    # what charts read: the same runs, outlined
+    assert store.outlines_in_window(window, now) == [RunOutline.of(run) for run in held]
 
 
 def test_runs_are_counted_by_status_over_a_window_in_one_query(store: RunStore) -> None:

@@ -31,7 +31,7 @@ from tasse.http.pages.svg import (
     tally,
 )
 from tasse.http.pages.timeline import timeline
-from tasse.models import Run, RunStatus
+from tasse.models import RunLike, RunStatus
 
 __all__ = ["duration_chart", "outcome_calendar", "outcome_strip", "timeline"]
 
@@ -77,7 +77,7 @@ class _Bars:
 
 
 def duration_chart(
-    runs: Sequence[Run],
+    runs: Sequence[RunLike],
     *,
     zone: ZoneInfo,
     width: int = 720,
@@ -105,7 +105,7 @@ def duration_chart(
     return Markup("".join(parts))
 
 
-def _durations_label(shown: Sequence[Run], lengths: Sequence[float | None]) -> str:
+def _durations_label(shown: Sequence[RunLike], lengths: Sequence[float | None]) -> str:
     tasks = {run.task for run in shown}
     of = f" of {next(iter(tasks))}" if len(tasks) == 1 else ""
     longest = max((s for s in lengths if s is not None), default=None)
@@ -128,7 +128,7 @@ def _duration_axis(ticks: Sequence[float], width: int, bars: _Bars) -> str:
     return "".join(lines)
 
 
-def _duration_mark(run: Run, seconds: float | None, x: float, bars: _Bars) -> str:
+def _duration_mark(run: RunLike, seconds: float | None, x: float, bars: _Bars) -> str:
     title = escape(describe(run, bars.clock, bars.now))
     size = f'x="{x:.1f}" width="{bars.bar_width:.1f}"'
     if seconds is None:
@@ -142,7 +142,7 @@ def _duration_mark(run: Run, seconds: float | None, x: float, bars: _Bars) -> st
 
 
 def outcome_strip(
-    runs: Sequence[Run],
+    runs: Sequence[RunLike],
     *,
     count: int = 20,
     zone: ZoneInfo | None = None,
@@ -171,7 +171,9 @@ def outcome_strip(
     return Markup("".join(parts))
 
 
-def outcome_calendar(runs: Sequence[Run], *, today: date, zone: ZoneInfo, days: int = 90) -> Markup:
+def outcome_calendar(
+    runs: Sequence[RunLike], *, today: date, zone: ZoneInfo, days: int = 90
+) -> Markup:
     """One cell per day of the last `days` days, weeks as columns, coloured by its worst outcome."""
     if days < 1:
         raise ValueError(f"an outcome calendar needs 1 day or more, not {days}")
@@ -191,7 +193,7 @@ def outcome_calendar(runs: Sequence[Run], *, today: date, zone: ZoneInfo, days: 
 
 
 def _per_day(
-    runs: Iterable[Run], zone: ZoneInfo, first: date, last: date
+    runs: Iterable[RunLike], zone: ZoneInfo, first: date, last: date
 ) -> dict[date, Counter[RunStatus]]:
     counts: defaultdict[date, Counter[RunStatus]] = defaultdict(Counter)
     clock = Clock(zone)

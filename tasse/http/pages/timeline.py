@@ -31,7 +31,7 @@ from tasse.http.pages.svg import (
     tally,
     task_href,
 )
-from tasse.models import Run, RunStatus
+from tasse.models import RunLike, RunStatus
 
 #: the task names' column, the time axis above the rows, the space right of the plot
 _LABEL_WIDTH, _AXIS_HEIGHT, _PAD = 150, 22, 8
@@ -67,7 +67,7 @@ class _Plot:
 
 
 def timeline(
-    runs: Sequence[Run],
+    runs: Sequence[RunLike],
     *,
     since: datetime,
     until: datetime,
@@ -101,8 +101,8 @@ def timeline(
     return Markup("".join(parts))
 
 
-def _by_task(runs: Iterable[Run]) -> list[tuple[str, list[Run]]]:
-    tasks: defaultdict[str, list[Run]] = defaultdict(list)
+def _by_task(runs: Iterable[RunLike]) -> list[tuple[str, list[RunLike]]]:
+    tasks: defaultdict[str, list[RunLike]] = defaultdict(list)
     for run in runs:
         tasks[run.task].append(run)
     return sorted(tasks.items())
@@ -129,7 +129,7 @@ class _Span:
 
     __slots__ = ("begin", "first", "limit", "run", "stop")
 
-    def __init__(self, first: int, run: Run, begin: datetime, limit: datetime):
+    def __init__(self, first: int, run: RunLike, begin: datetime, limit: datetime):
         #: the span's runs are `first` up to `stop` in the row's lists of start and end times
         self.first, self.stop, self.run = first, first + 1, run
         #: from the first run's start to where the bar ends, at least `_MIN_BAR` wide
@@ -137,10 +137,10 @@ class _Span:
 
 
 def _row_marks(
-    runs: Sequence[Run], task: str, top: int, row_height: int, plot: _Plot, out: list[str]
+    runs: Sequence[RunLike], task: str, top: int, row_height: int, plot: _Plot, out: list[str]
 ) -> None:
     """Append a row's marks to `out`: bars, failures over successes, then ticks and running."""
-    others: list[Run] = []
+    others: list[RunLike] = []
     ends: list[datetime] = []
     spans = _spans(runs, plot, ends, others)
     place = f'y="{top + 2}" height="{row_height - 4}"'
@@ -153,7 +153,7 @@ def _row_marks(
 
 
 def _spans(
-    runs: Sequence[Run], plot: _Plot, ends: list[datetime], others: list[Run]
+    runs: Sequence[RunLike], plot: _Plot, ends: list[datetime], others: list[RunLike]
 ) -> list[_Span]:
     """The hot loop: a row's ended runs as bars, merged where they overlap with one status.
 
@@ -218,7 +218,7 @@ def _length(seconds: float, plot: _Plot) -> str:
     return text
 
 
-def _other_mark(run: Run, top: int, row_height: int, plot: _Plot) -> str:
+def _other_mark(run: RunLike, top: int, row_height: int, plot: _Plot) -> str:
     """A run still going (a bar to `until`), or a fire that did not run (a tick at its time)."""
     if run.started_at is not None:
         end = run.finished_at or (plot.until if run.status is _RUNNING else run.started_at)

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from tasse.errors import FireTimesBudgetError, TaskConfigError
 from tasse.http.pages.charts import outcome_strip
 from tasse.http.pages.formats import run_duration
-from tasse.models import Run, TaskCounts, TaskInfo
+from tasse.models import Run, RunOutline, TaskCounts, TaskInfo
 from tasse.schedule.wording import describe_all
 from tasse.service import Tasse
 from tasse.store.windows import RunWindow
@@ -105,12 +105,12 @@ async def task_runs(
     return runs[:size], runs[size - 1].id if len(runs) > size else None
 
 
-async def chart_runs(tasse: Tasse, name: str) -> tuple[list[Run], list[Run]]:
+async def chart_runs(tasse: Tasse, name: str) -> tuple[list[Run], list[RunOutline]]:
     """The runs the duration chart (last 100) and the 90-day calendar draw."""
     since = datetime.now(UTC) - timedelta(days=90)
     recent, calendar = await asyncio.gather(
         tasse.list_runs(name, CHART_RUNS),
-        tasse.runs(RunWindow(since=since, tasks=frozenset([name]), limit=CALENDAR_RUNS)),
+        tasse.run_outlines(RunWindow(since=since, tasks=frozenset([name]), limit=CALENDAR_RUNS)),
     )
     return list(reversed(recent)), calendar
 
@@ -155,12 +155,12 @@ async def overview(tasse: Tasse, query: TaskQuery) -> Listing:
 
 async def window(
     tasse: Tasse, since: datetime, until: datetime, tasks: frozenset[str]
-) -> tuple[list[Run], bool]:
+) -> tuple[list[RunOutline], bool]:
     """The runs of these tasks overlapping a time window, and whether there were more."""
     if not tasks:
         return [], False
     window = RunWindow(since=since, until=until, tasks=tasks, limit=TIMELINE_RUNS + 1)
-    runs = await tasse.runs(window)
+    runs = await tasse.run_outlines(window)
     return runs[:TIMELINE_RUNS], len(runs) > TIMELINE_RUNS
 
 
