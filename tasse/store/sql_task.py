@@ -72,7 +72,7 @@ def main(argv: Sequence[str]) -> int:
     limit = f", statement timeout {timeout:g} s" if timeout else ""
     print(f"database {shown_address(address)}{limit}")
     # The runner stops a run with SIGTERM. Taken as Ctrl-C, it makes psycopg cancel the
-    # statement on the server at once, and the transaction roll back.
+    # statement on the server at once; elsewhere the statement timeout ends it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
     try:
@@ -84,7 +84,7 @@ def main(argv: Sequence[str]) -> int:
     except SQLAlchemyError as error:
         return _failed(str(error), url, timeout, time.monotonic() - started)
     except KeyboardInterrupt:
-        print("stopped: the statement was cancelled and its transaction rolled back")
+        print("stopped before the statement finished: nothing of it is committed")
         return 128 + signal.SIGTERM
     finally:
         engine.dispose()

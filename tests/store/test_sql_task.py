@@ -5,14 +5,18 @@ an SQLite file, PostgreSQL and MariaDB; and its table of rows.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
 from tasse.store.result_table import count_line, table_lines
 from tasse.store.sql_task import DATABASE_VARIABLE, TIMEOUT_VARIABLE, command
+from tests.http.test_api import wait_until
 from tests.store.sql_databases import CANCELLED, SLEEP, Database, database
+from tests.store.test_store import require_server
 
 __all__ = ["database"]  # the fixture, for pytest
 
@@ -123,3 +127,24 @@ def test_the_count_says_when_rows_were_left_out() -> None:
     assert count_line(1, 1) == "(1 row)"
     assert count_line(0, 0) == "(0 rows)"
     assert count_line(1000, 5000) == "(5,000 rows; the first 1,000 shown)"
+
+
+def test_a_stopped_run_cancels_its_statement_on_postgresql(tmp_path: Path) -> None:
+    # Without a timeout only the cancel stops it: PostgreSQL would sleep on for a minute.
+    url = require_server("postgresql")
+    marker = f"tasse{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, DATABASE_VARIABLE: url, TIMEOUT_VARIABLE: ""}
+    with subprocess.Popen(
+        command(f"SELECT pg_sleep(60) -- {marker}"), cwd=tmp_path, env=env, stdout=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(b"database ")
+        sessions = f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%{marker}%'"
+        place = Database("postgresql", url, "public")
+        wait_until(lambda: place.execute(sessions) == [(2,)])  # its session, and this look-up
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 128 + signal.SIGTERM
+        assert process.stdout.read().decode().splitlines() == [
+            "stopped before the statement finished: nothing of it is committed"
+        ]
+        assert place.execute(sessions) == [(1,)]
