@@ -130,8 +130,14 @@ def check_address(address: str) -> None:
 def _driver_missing(url: URL, error: ImportError) -> StoreDriverMissingError:
     # One line saying what to install, not thirty of SQLAlchemy's import machinery.
     module = (error.name or url.get_driver_name()).partition(".")[0]
-    install = _INSTALL.get(module, f"install the package that provides {module!r}")
-    return StoreDriverMissingError(url.render_as_string(hide_password=True), module, install)
+    return StoreDriverMissingError(
+        url.render_as_string(hide_password=True), module, install_hint(module)
+    )
+
+
+def install_hint(module: str) -> str:
+    """How to install a missing driver module."""
+    return _INSTALL.get(module, f"install the package that provides {module!r}")
 
 
 def _server_timeouts(backend: str, timeouts: Timeouts) -> dict[str, Any]:

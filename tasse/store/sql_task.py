@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, Connection, CursorResult
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from tasse.store.database import driver_url, shown_address
+from tasse.store.database import driver_url, install_hint, shown_address
 from tasse.store.result_table import MAX_ROWS_SHOWN, count_line, table_lines
 
 #: carries the database's address into the run
@@ -65,7 +65,9 @@ def main(argv: Sequence[str]) -> int:
         url = driver_url(address)
         engine = create_engine(url, poolclass=NullPool)  # imports the driver
     except ImportError as error:
-        return _unusable(f"the driver {error.name!r} for {shown_address(address)} is not installed")
+        module = (error.name or url.get_driver_name()).partition(".")[0]
+        shown = shown_address(address)
+        return _unusable(f"the driver of {shown} is not installed: {install_hint(module)}")
     except (SQLAlchemyError, ValueError) as error:
         return _unusable(f"{DATABASE_VARIABLE} is not a usable SQLAlchemy URL: {error}")
     timeout = _timeout()

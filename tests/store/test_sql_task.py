@@ -101,6 +101,14 @@ def test_the_password_is_never_printed_and_problems_are_one_line(tmp_path: Path)
     assert lines[0] == "database postgresql://u:***@127.0.0.1:1/db"
     assert lines[-1].startswith("error: connection failed")
     assert "s3cret" not in "\n".join(lines)
+    code, lines = run_sql("SELECT 1", "postgresql+psycopg2://u:s3cret@h/db", tmp_path)
+    assert (code, lines) == (
+        2,
+        [
+            "error: the driver of postgresql+psycopg2://u:***@h/db is not installed: "
+            "pip install psycopg2-binary"
+        ],
+    )
     code, lines = run_sql("SELECT 1", "memory://", tmp_path)
     assert (code, len(lines)) == (2, 1)
     assert "give the task a `database`" in lines[0]

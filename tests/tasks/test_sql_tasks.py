@@ -116,6 +116,9 @@ def test_the_password_is_masked_in_the_api_the_page_and_the_logs(start_server: S
     replaced = server.http.put("/tasks/count", json={**shown["definition"], "timeout": 5})
     assert replaced.status_code == 200, replaced.text
     assert run(server, "count")[0]["status"] == "succeeded"
+    store = Database("sqlite", f"sqlite:///{server.data_dir / 'tasse.db'}", "main")
+    kept = store.execute("SELECT definition FROM tasse_tasks WHERE name = 'count'")
+    assert json.loads(kept[0][0])["database"] == url  # (trust auth would take any password)
     everything = [*Path(server.data_dir, "logs").rglob("*.*"), server.output]
     assert not [str(file) for file in everything if "s3cret" in file.read_text(errors="replace")]
 
