@@ -99,7 +99,9 @@ class TaskDefinition(TaskSpec):
             raise ValueError(f"give exactly one of command, python_ref, task or sql{found}")
         _check_sql_keys(self)
         if self.entrypoint is not None:
-            raise ValueError("entrypoint is for task folders; give command, python_ref or task")
+            raise ValueError(
+                "entrypoint is for task folders; give command, python_ref, task or sql"
+            )
         if self.kwargs and self.python_ref is None:
             raise ValueError("kwargs go with python_ref")
         if self.task == self.name:
