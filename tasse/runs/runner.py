@@ -78,6 +78,8 @@ def task_environment(task: Task, run: Run, request: RunRequest) -> dict[str, str
         "TASSE_TRIGGER": run.trigger.value,
         "TASSE_SCHEDULED_AT": scheduled.isoformat() if scheduled else "",
         "TASSE_ATTEMPT": str(run.attempt),
+        # A task can budget its own work by it (an SQL task makes it the statement timeout).
+        "TASSE_TIMEOUT": f"{task.spec.timeout:g}" if task.spec.timeout else "",
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeEngine
 
@@ -85,9 +86,7 @@ def make_engine(address: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
         return create_engine(
             "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
         )
-    url = make_url(address)
-    if url.drivername in _DRIVERS:
-        url = url.set(drivername=_DRIVERS[url.drivername])
+    url = driver_url(address)
     backend = url.get_backend_name()
     if backend != "sqlite":
         try:
@@ -108,11 +107,51 @@ def make_engine(address: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
     return engine
 
 
+def driver_url(address: str) -> URL:
+    """The address as SQLAlchemy reads it, a bare scheme given the driver Tasse installs."""
+    url = make_url(address)
+    if url.drivername in _DRIVERS:
+        url = url.set(drivername=_DRIVERS[url.drivername])
+    return url
+
+
+def absolute_address(address: str) -> str:
+    """The address with a relative SQLite path made absolute (a run's cwd is elsewhere)."""
+    url = make_url(address)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return address
+    if url.database.startswith("file:") or Path(url.database).is_absolute():
+        return address  # a URI filename (`?uri=true`) says where it is itself
+    absolute = url.set(database=str(Path(url.database).resolve()))
+    return absolute.render_as_string(hide_password=False)
+
+
+def check_address(address: str) -> None:
+    """Raise ValueError, without quoting the address (it may hold a password), unless
+    SQLAlchemy can read it and knows its dialect (the driver is imported only to connect)."""
+    try:
+        url = driver_url(address)
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "is not a SQLAlchemy URL (dialect+driver://user:password@host:port/database)"
+        ) from None
+    try:
+        url.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"SQLAlchemy has no dialect {url.drivername!r}") from None
+
+
 def _driver_missing(url: URL, error: ImportError) -> StoreDriverMissingError:
     # One line saying what to install, not thirty of SQLAlchemy's import machinery.
     module = (error.name or url.get_driver_name()).partition(".")[0]
-    install = _INSTALL.get(module, f"install the package that provides {module!r}")
-    return StoreDriverMissingError(url.render_as_string(hide_password=True), module, install)
+    return StoreDriverMissingError(
+        url.render_as_string(hide_password=True), module, install_hint(module)
+    )
+
+
+def install_hint(module: str) -> str:
+    """How to install a missing driver module."""
+    return _INSTALL.get(module, f"install the package that provides {module!r}")
 
 
 def _server_timeouts(backend: str, timeouts: Timeouts) -> dict[str, Any]:

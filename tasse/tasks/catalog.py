@@ -175,7 +175,7 @@ class Catalog:
     # -- internals -------------------------------------------------------------------------
 
     def _prepare(self, definition: TaskDefinition, source: DefinedSource) -> tuple[Any, Any]:
-        task = to_task(definition, source, self.work_dir)
+        task = to_task(definition, source, self.work_dir, self._settings.store_url)
         try:
             return task, tuple(build_triggers(task, self._settings.timezone))
         except TaskConfigError as error:

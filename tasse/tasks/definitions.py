@@ -5,7 +5,9 @@ A definition has the keys of task.yaml plus what to run, exactly one of:
 - `python_ref`: `"package.module:function"`, called with `args` and `kwargs` in a
   subprocess, in an environment built from `requirements`;
 - `task`: the name of another task, whose code runs on this definition's own schedule,
-  with its `args` appended and its `params` as TASSE_PARAM_<NAME>.
+  with its `args` appended and its `params` as TASSE_PARAM_<NAME>;
+- `sql`: one statement, run on `database` (a SQLAlchemy URL; the job store's by default)
+  by `tasse.store.sql_task` in a subprocess of the server's own interpreter.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
-from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from tasse.envs.dependencies import Dependencies
+from tasse.store import sql_task
+from tasse.store.database import absolute_address, check_address, shown_address
 from tasse.tasks.task import PYTHON, Task, TaskSpec
+from tasse.tasks.task_file import SECRET_INPUT
 from tasse.values import TASK_NAME_PATTERN, Text, VariableName, scalar_to_text
 
 #: where a defined task comes from
@@ -40,7 +46,10 @@ if inspect.isawaitable(result):
 if result is not None:
     print(result)
 """
-_WHAT_TO_RUN = ("command", "python_ref", "task")
+_WHAT_TO_RUN = ("command", "python_ref", "task", "sql")
+#: characters of an SQL statement at most: it is one argument of the run's command line,
+#: which Linux limits to 128 KiB (of UTF-8, up to four bytes a character)
+MAX_SQL = 30_000
 
 
 class TaskDefinition(TaskSpec):
@@ -59,15 +68,40 @@ class TaskDefinition(TaskSpec):
     task: str | None = Field(None, pattern=TASK_NAME_PATTERN)
     #: become TASSE_PARAM_<NAME> in every run
     params: dict[VariableName, Text] = Field(default_factory=dict)
+    #: one SQL statement, run in a transaction that commits when it succeeds
+    sql: Text | None = Field(None, max_length=MAX_SQL)
+    #: where `sql` runs: a SQLAlchemy URL; None: the job store (as Supertask's exec_sql)
+    database: str | None = None
+
+    @field_validator("sql")
+    @classmethod
+    def _some_sql(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an SQL statement is needed, not blank text")
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _readable_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_address(value)
+            except ValueError as error:
+                # Not quoted back in the error: a URL that does not parse may hold a password.
+                raise PydanticCustomError(SECRET_INPUT, str(error)) from None
+        return value
 
     @model_validator(mode="after")
     def _one_thing_to_run(self) -> TaskDefinition:
         given = [key for key in _WHAT_TO_RUN if getattr(self, key) is not None]
         if len(given) != 1:
             found = f" (got {' and '.join(given)})" if given else ""
-            raise ValueError(f"give exactly one of command, python_ref or task{found}")
+            raise ValueError(f"give exactly one of command, python_ref, task or sql{found}")
+        _check_sql_keys(self)
         if self.entrypoint is not None:
-            raise ValueError("entrypoint is for task folders; give command, python_ref or task")
+            raise ValueError(
+                "entrypoint is for task folders; give command, python_ref, task or sql"
+            )
         if self.kwargs and self.python_ref is None:
             raise ValueError("kwargs go with python_ref")
         if self.task == self.name:
@@ -84,6 +118,19 @@ class TaskDefinition(TaskSpec):
         return self
 
 
+def _check_sql_keys(definition: TaskDefinition) -> None:
+    """`database` only with `sql`, and nothing with it that an SQL task cannot use."""
+    if definition.sql is None:
+        if definition.database is not None:
+            raise ValueError("database goes with sql")
+        return
+    # The statement runs in the server's own interpreter, which has SQLAlchemy and the
+    # drivers; packages, an interpreter and arguments have nowhere to go.
+    for key in ("requirements", "python", "args"):
+        if getattr(definition, key):
+            raise ValueError(f"{key} does not go with sql")
+
+
 def text_args(values: list[Any]) -> list[str]:
     """Arguments of a command line: strings, numbers and booleans, as text."""
     texts = [scalar_to_text(value) for value in values]
@@ -95,14 +142,26 @@ def text_args(values: list[Any]) -> list[str]:
     return texts
 
 
-def to_task(definition: TaskDefinition, source: DefinedSource, work_dir: Path) -> Task:
-    """The runnable task a definition describes (a `task:` reference is resolved later)."""
+def to_task(
+    definition: TaskDefinition,
+    source: DefinedSource,
+    work_dir: Path,
+    store_address: str = "memory://",
+) -> Task:
+    """The runnable task a definition describes (a `task:` reference is resolved later).
+
+    `store_address`: the job store's, where an SQL task without `database` runs.
+    """
     spec_keys = set(TaskSpec.model_fields) - {"args", "entrypoint", "env"}
     fields = {key: getattr(definition, key) for key in spec_keys}
     env = {
         **definition.env,
         **{f"TASSE_PARAM_{k.upper()}": v for k, v in definition.params.items()},
     }
+    if definition.sql is not None:
+        # A relative SQLite path means the server's working directory, not the run's.
+        database = absolute_address(definition.database or store_address)
+        env[sql_task.DATABASE_VARIABLE] = database
     requirements = tuple(sorted({str(Requirement(line)) for line in definition.requirements}))
     dependencies = Dependencies("requirements", requirements) if requirements else None
     if definition.python_ref is not None:
@@ -116,6 +175,8 @@ def to_task(definition: TaskDefinition, source: DefinedSource, work_dir: Path) -
         )
         args: list[str] = []
         dependencies = Dependencies("requirements", requirements)  # bare at least
+    elif definition.sql is not None:
+        command, args = sql_task.command(definition.sql), []
     else:
         command = tuple(definition.command or ())
         args = text_args(definition.args)
@@ -136,8 +197,10 @@ MASK = "***"
 
 
 def shown_definition(definition: dict[str, Any]) -> dict[str, Any]:
-    """A stored definition as the API shows it: values of secret-looking variables masked."""
+    """A stored definition as the API shows it: secret-looking values and passwords masked."""
     shown = dict(definition)
+    if isinstance(shown.get("database"), str):
+        shown["database"] = shown_address(shown["database"])
     for key in ("env", "params"):
         values = shown.get(key)
         if isinstance(values, dict):
@@ -149,7 +212,10 @@ def shown_definition(definition: dict[str, Any]) -> dict[str, Any]:
 
 def unmasked(definition: TaskDefinition, stored: dict[str, Any]) -> TaskDefinition:
     """`definition` with each masked value that the stored one has put back."""
-    changes = {}
+    changes: dict[str, Any] = {}
+    before_database = stored.get("database")
+    if isinstance(before_database, str) and definition.database == shown_address(before_database):
+        changes["database"] = before_database
     for key in ("env", "params"):
         values, before = getattr(definition, key), stored.get(key) or {}
         if any(value == MASK and name in before for name, value in values.items()):

@@ -2,7 +2,7 @@
 
 A seed is JSON or YAML: a list of task objects as for `POST /tasks`, or Supertask's
 `cronjobs.json` shape (`name`, `trigger_cron`, `exec_python_ref`, `exec_args`,
-`exec_kwargs`, `enabled`). Tasks from a seed have the source `seed`; applying a seed
+`exec_kwargs`, `exec_sql`, `enabled`). Tasks from a seed have the source `seed`; applying a seed
 adds, changes and removes them so that the store matches the file. A bad item is
 reported and skipped; the others load.
 """
@@ -104,11 +104,6 @@ def _definition(item: Any, where: str) -> TaskDefinition:
 
 def from_supertask(job: dict[str, Any], where: str) -> dict[str, Any]:
     """A Supertask `cronjobs.json` job as a Tasse definition."""
-    if job.get("exec_sql"):
-        raise ValueError(
-            f"{where}: job {job.get('name')!r} has exec_sql: SQL jobs are not supported "
-            "(Tasse runs processes); skipped"
-        )
     # What Supertask itself writes into the file besides the job (its run state).
     known = {"name", "description", "enabled", "id", "last_run", "last_status", *_SUPERTASK_KEYS}
     unknown = sorted(map(str, set(job) - known))
@@ -120,6 +115,9 @@ def from_supertask(job: dict[str, Any], where: str) -> dict[str, Any]:
         "args": job.get("exec_args") or [],
         "kwargs": job.get("exec_kwargs") or {},
     }
+    if job.get("exec_sql"):
+        # An SQL task runs on the job store unless told otherwise, as Supertask ran these.
+        definition["sql"] = job["exec_sql"]
     if job.get("trigger_cron"):
         definition["schedule"] = job["trigger_cron"]
     if "description" in job:

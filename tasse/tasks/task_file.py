@@ -26,6 +26,8 @@ _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 80
 _short.maxlist = _short.maxdict = 5
 _short.maxlevel = 2
+#: the type of a validation error whose value is not quoted back (it may hold a password)
+SECRET_INPUT = "secret_input"
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -112,7 +114,7 @@ def config_error(name: str, file: Path | str, error: ValidationError) -> TaskCon
     if first["type"] == "extra_forbidden":
         return TaskConfigError(name, file, f"unknown key {key.rpartition('.')[2]!r}", key)
     problem = shorten(first["msg"])  # many quote the bad value, which may be huge
-    if first["type"] != "missing":
+    if first["type"] not in ("missing", SECRET_INPUT):
         problem += f" (got {_short.repr(first['input'])})"
     more = error.error_count() - 1
     if more:

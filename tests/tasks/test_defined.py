@@ -556,7 +556,7 @@ def test_a_token_guards_defining_changing_and_deleting(start_server: StartServer
 
 #: definitions that must be refused (422, the problem named) and never stored or scheduled
 INVALID: dict[str, tuple[Any, list[str]]] = {
-    "nothing to run": ({}, ["exactly one of command, python_ref or task"]),
+    "nothing to run": ({}, ["exactly one of command, python_ref, task or sql"]),
     "two things to run": (
         {"command": ["true"], "python_ref": "json:dumps"},
         ["got command and python_ref"],

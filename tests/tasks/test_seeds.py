@@ -184,9 +184,9 @@ def test_a_yaml_seed_loads_its_good_items_and_reports_the_bad_one_until_fixed(
     problems = errors(server)
     assert list(problems) == ["seed problem 1"]
     assert "'broken'" in problems["seed problem 1"]
-    assert "give exactly one of command, python_ref or task" in problems["seed problem 1"]
+    assert "give exactly one of command, python_ref, task or sql" in problems["seed problem 1"]
     assert server.http.get("/health").json()["errors"] == 1
-    assert "give exactly one of command, python_ref or task" in log_text(server)
+    assert "give exactly one of command, python_ref, task or sql" in log_text(server)
 
     assert run(server, "greet")[1] == "hello\n"
     assert run(server, "greet-again")[1] == "hello again\n"
@@ -200,7 +200,7 @@ def test_a_yaml_seed_loads_its_good_items_and_reports_the_bad_one_until_fixed(
     assert server.http.get("/health").json()["errors"] == 0
 
 
-def test_a_supertask_cronjobs_json_loads_all_but_its_sql_jobs(
+def test_a_supertask_cronjobs_json_loads_all_its_jobs(
     start_server: StartServer, tmp_path: Path
 ) -> None:
     jobs = [
@@ -234,7 +234,7 @@ def test_a_supertask_cronjobs_json_loads_all_but_its_sql_jobs(
     server = start_server("--pre-seed-jobs", str(seed))
 
     listed = tasks(server)
-    assert set(listed) == {"join", "dumps", "paused"}
+    assert set(listed) == {"join", "report", "dumps", "paused"}
     join = listed["join"]
     assert (join["source"], join["description"], join["schedules"]) == (
         "seed",
@@ -246,11 +246,12 @@ def test_a_supertask_cronjobs_json_loads_all_but_its_sql_jobs(
     assert listed["dumps"]["schedules"] == ["*/10 * * * * * 2099"]
     assert (listed["paused"]["enabled"], listed["paused"]["next_run_at"]) == (False, None)
 
-    problems = errors(server)
-    assert list(problems) == ["seed problem 1"]
-    assert "'report'" in problems["seed problem 1"]
-    assert "exec_sql" in problems["seed problem 1"]
-    assert "SQL jobs are not supported" in log_text(server)
+    assert errors(server) == {}
+    # An SQL job without `enabled` stays off, as Supertask had it (tests/tasks/test_sql_tasks.py)
+    assert (listed["report"]["enabled"], listed["report"]["definition"]["sql"]) == (
+        False,
+        "SELECT 1",
+    )
 
     assert run(server, "join")[1] == "a/b\n"
     assert run(server, "dumps")[1] == "[1,2]\n"
@@ -501,7 +502,7 @@ def test_parse_seed_skips_each_bad_item_saying_where_and_why() -> None:
             {"name": "hour25", "command": ["true"], "schedule": "0 25 * * *"},
             {"name": "typo", "comand": ["true"]},
             {"name": "good", "command": ["false"]},
-            {"name": "sql", "trigger_cron": "* * * * *", "exec_sql": "SELECT 1"},
+            {"name": "sql", "exec_sql": "SELECT 1", "exec_python_ref": "m:f"},
             {"name": "also-good", "python_ref": "os:getcwd"},
         ]
     )
@@ -514,11 +515,11 @@ def test_parse_seed_skips_each_bad_item_saying_where_and_why() -> None:
     expected = [
         # counted from 1, as a person counts the items of the file
         ("item 2", "object"),
-        ("item 3", "give exactly one of command, python_ref or task"),
+        ("item 3", "give exactly one of command, python_ref, task or sql"),
         ("item 4", "25"),
         ("item 5", "comand"),
         ("item 6", "appears twice"),
-        ("item 7", "exec_sql"),
+        ("item 7", "got python_ref and sql"),
     ]
     for problem, (where, why) in zip(seed.problems, expected, strict=True):
         assert f"seed.json: {where}" in problem
@@ -566,9 +567,9 @@ def test_from_supertask_maps_a_cronjob_to_a_definition() -> None:
     assert bare == {"name": "n", "python_ref": "m:f", "args": [], "kwargs": {}, "enabled": False}
 
 
-def test_from_supertask_refuses_sql_jobs_and_unknown_keys() -> None:
-    with pytest.raises(ValueError, match=r"^here: job 'report' has exec_sql: SQL jobs are not"):
-        from_supertask({"name": "report", "trigger_cron": "* * * * *", "exec_sql": "x"}, "here")
+def test_from_supertask_maps_sql_jobs_and_refuses_unknown_keys() -> None:
+    sql = from_supertask({"name": "report", "trigger_cron": "* * * * *", "exec_sql": "x"}, "here")
+    assert (sql["sql"], sql["python_ref"], sql["enabled"]) == ("x", None, False)
     with pytest.raises(ValueError, match=r"^here: job 'old': unknown key 'crontab'"):
         from_supertask({"name": "old", "crontab": "* * * * *", "exec_python_ref": "m:f"}, "here")
 
