@@ -41,6 +41,8 @@ if result is not None:
     print(result)
 """
 _WHAT_TO_RUN = ("command", "python_ref", "task")
+#: Supertask's ids are small; those Tasse makes for other tasks lie above this
+MAX_CRONJOB_ID = 2**31 - 1
 
 
 class TaskDefinition(TaskSpec):
@@ -59,6 +61,8 @@ class TaskDefinition(TaskSpec):
     task: str | None = Field(None, pattern=TASK_NAME_PATTERN)
     #: become TASSE_PARAM_<NAME> in every run
     params: dict[VariableName, Text] = Field(default_factory=dict)
+    #: Supertask's id of the job (`/cronjobs/{id}`), kept for tasks from its file or API
+    cronjob_id: int | None = Field(None, ge=0, le=MAX_CRONJOB_ID)
 
     @model_validator(mode="after")
     def _one_thing_to_run(self) -> TaskDefinition:

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tasse.tasks.seeds import from_supertask, parse_seed
+from tasse.tasks.seeds import parse_seed
+from tasse.tasks.supertask import from_supertask
 from tests.conftest import StartServer
 from tests.http.test_api import Server, wait_until
 
@@ -200,7 +201,7 @@ def test_a_yaml_seed_loads_its_good_items_and_reports_the_bad_one_until_fixed(
     assert server.http.get("/health").json()["errors"] == 0
 
 
-def test_a_supertask_cronjobs_json_loads_all_but_its_sql_jobs(
+def test_a_supertask_cronjobs_json_runs_its_jobs_as_supertask_calls_them(
     start_server: StartServer, tmp_path: Path
 ) -> None:
     jobs = [
@@ -210,16 +211,17 @@ def test_a_supertask_cronjobs_json_loads_all_but_its_sql_jobs(
             "description": "joins paths",
             "trigger_cron": "0 3 * * *",
             "exec_python_ref": "os.path:join",
-            "exec_args": ["a", "b"],
+            # Supertask calls func(exec_args): one list; join's own arguments come after.
+            "exec_args": [],
+            "exec_kwargs": {},
             "enabled": True,
         },
-        {"id": 2, "name": "report", "trigger_cron": "*/10 * * * * *", "exec_sql": "SELECT 1"},
         {
             "id": 3,
             "name": "dumps",
             "trigger_cron": "*/10 * * * * * 2099",
             "exec_python_ref": "json:dumps",
-            "exec_args": [[1, 2]],
+            "exec_args": [1, 2],
             "exec_kwargs": {"separators": [",", ":"]},
         },
         {
@@ -236,24 +238,23 @@ def test_a_supertask_cronjobs_json_loads_all_but_its_sql_jobs(
     listed = tasks(server)
     assert set(listed) == {"join", "dumps", "paused"}
     join = listed["join"]
-    assert (join["source"], join["description"], join["schedules"]) == (
+    assert (join["source"], join["description"], join["schedules"], join["title"]) == (
         "seed",
         "joins paths",
         ["0 3 * * *"],
+        "join",
     )
     next_run = datetime.fromisoformat(join["next_run_at"])
     assert (next_run.hour, next_run.minute, next_run.second) == (3, 0, 0)
     assert listed["dumps"]["schedules"] == ["*/10 * * * * * 2099"]
     assert (listed["paused"]["enabled"], listed["paused"]["next_run_at"]) == (False, None)
+    assert errors(server) == {}
 
-    problems = errors(server)
-    assert list(problems) == ["seed problem 1"]
-    assert "'report'" in problems["seed problem 1"]
-    assert "exec_sql" in problems["seed problem 1"]
-    assert "SQL jobs are not supported" in log_text(server)
-
-    assert run(server, "join")[1] == "a/b\n"
+    # The list is one argument: dumps([1, 2]), not dumps(1, 2).
     assert run(server, "dumps")[1] == "[1,2]\n"
+    done, output = run(server, "join")
+    assert done["status"] == "failed"  # os.path.join([]) is Supertask's call too
+    assert "TypeError" in output
 
 
 def test_edits_to_the_seed_file_add_change_and_remove_tasks_within_two_seconds(
@@ -501,7 +502,7 @@ def test_parse_seed_skips_each_bad_item_saying_where_and_why() -> None:
             {"name": "hour25", "command": ["true"], "schedule": "0 25 * * *"},
             {"name": "typo", "comand": ["true"]},
             {"name": "good", "command": ["false"]},
-            {"name": "sql", "trigger_cron": "* * * * *", "exec_sql": "SELECT 1"},
+            {"name": "Bad ref", "trigger_cron": "* * * * *", "exec_python_ref": "no colon"},
             {"name": "also-good", "python_ref": "os:getcwd"},
         ]
     )
@@ -518,7 +519,7 @@ def test_parse_seed_skips_each_bad_item_saying_where_and_why() -> None:
         ("item 4", "25"),
         ("item 5", "comand"),
         ("item 6", "appears twice"),
-        ("item 7", "exec_sql"),
+        ("item 7", "python_ref"),
     ]
     for problem, (where, why) in zip(seed.problems, expected, strict=True):
         assert f"seed.json: {where}" in problem
@@ -554,8 +555,10 @@ def test_from_supertask_maps_a_cronjob_to_a_definition() -> None:
     }
     assert from_supertask(job, "cronjobs.json: item 0") == {
         "name": "nightly",
+        "title": "nightly",
+        "cronjob_id": 7,
         "python_ref": "tools.cleanup:run",
-        "args": ["old", 30],
+        "args": [["old", 30]],
         "kwargs": {"dry_run": True},
         "schedule": "0 3 * * *",
         "description": "cleans up",
@@ -563,12 +566,17 @@ def test_from_supertask_maps_a_cronjob_to_a_definition() -> None:
     }
     bare = from_supertask({"name": "n", "exec_python_ref": "m:f"}, "here")
     # Supertask runs only jobs marked enabled: an unmarked one stays off here too.
-    assert bare == {"name": "n", "python_ref": "m:f", "args": [], "kwargs": {}, "enabled": False}
+    assert bare == {
+        "name": "n",
+        "title": "n",
+        "python_ref": "m:f",
+        "args": [[]],
+        "kwargs": {},
+        "enabled": False,
+    }
 
 
-def test_from_supertask_refuses_sql_jobs_and_unknown_keys() -> None:
-    with pytest.raises(ValueError, match=r"^here: job 'report' has exec_sql: SQL jobs are not"):
-        from_supertask({"name": "report", "trigger_cron": "* * * * *", "exec_sql": "x"}, "here")
+def test_from_supertask_refuses_unknown_keys() -> None:
     with pytest.raises(ValueError, match=r"^here: job 'old': unknown key 'crontab'"):
         from_supertask({"name": "old", "crontab": "* * * * *", "exec_python_ref": "m:f"}, "here")
 
