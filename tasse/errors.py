@@ -136,6 +136,18 @@ class StoreUnavailableError(TasseError):
         super().__init__(f"the job store {store} is not available: {problem}")
 
 
+class ForeignTableError(TasseError, ValueError):
+    """A table the store would use is there already and is not Tasse's: it is left alone."""
+
+    def __init__(self, table: str, what: str):
+        self.table = table
+        super().__init__(
+            f"table {table!r} is {what}, not Tasse's defined tasks, and Tasse does not alter it:"
+            " give another --store-table-name (ST_STORE_TABLE_NAME), or drop that table and"
+            " re-seed the jobs into Tasse's with --pre-seed-jobs=cronjobs.json"
+        )
+
+
 class StoreDriverMissingError(StoreUnusableError):
     """The store's address needs a database driver that is not installed."""
 

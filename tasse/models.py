@@ -193,6 +193,8 @@ class TaskInfo(BaseModel):
     """A task as the API and CLI show it."""
 
     name: str
+    #: the display name, if the task has one (`title:`); None when it has none
+    title: str | None = None
     source: TaskSource = "folder"
     description: str = ""
     enabled: bool = True

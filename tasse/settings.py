@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     AliasChoices,
+    BeforeValidator,
     Field,
     SecretStr,
     field_validator,
@@ -27,6 +28,15 @@ def _check_listen_address(value: str) -> str:
     return value
 
 
+def _empty_is_false(value: object) -> object:
+    # `ST_JOBS_DELETE=` in an env file is off, as Supertask's flag (click) reads it.
+    return False if isinstance(value, str) and not value.strip() else value
+
+
+def _empty_is_none(value: str | None) -> str | None:
+    return value or None
+
+
 class Settings(BaseSettings):
     """Everything an operator can set; each field is also `TASSE_<FIELD>` in the environment."""
 
@@ -37,10 +47,15 @@ class Settings(BaseSettings):
         frozen=True,
         # fields with Supertask's `ST_*` names as aliases are still set by their own name
         validate_by_name=True,
+        # errors name the setting (`http_listen_address`), whichever name set it
+        loc_by_alias=False,
     )
 
     data_dir: Path = Path("data")
-    http_listen_address: Annotated[str, AfterValidator(_check_listen_address)] = "127.0.0.1:4243"
+    http_listen_address: Annotated[str, AfterValidator(_check_listen_address)] = Field(
+        "127.0.0.1:4243",
+        validation_alias=AliasChoices("TASSE_HTTP_LISTEN_ADDRESS", "ST_HTTP_LISTEN_ADDRESS"),
+    )
     #: SQLAlchemy URL of the history store; empty means `sqlite:///<data_dir>/tasse.db`
     store_address: str = Field(
         "", validation_alias=AliasChoices("TASSE_STORE_ADDRESS", "ST_STORE_ADDRESS")
@@ -49,7 +64,9 @@ class Settings(BaseSettings):
     store_schema_name: Annotated[str | None, AfterValidator(check_schema_name)] = Field(
         None, validation_alias=AliasChoices("TASSE_STORE_SCHEMA_NAME", "ST_STORE_SCHEMA_NAME")
     )
-    #: the store's tables are `<name>_runs`, `<name>_tasks` and `<name>_alembic_version`
+    #: the store's tables are `<name>_runs`, `<name>_alembic_version`, …; the defined tasks'
+    #: table is `<name>` itself (Supertask's `--store-table-name jobs`: `jobs`), but for the
+    #: default name, whose stores keep `tasse_tasks`
     store_table_name: Annotated[str, AfterValidator(check_table_name)] = Field(
         "tasse", validation_alias=AliasChoices("TASSE_STORE_TABLE_NAME", "ST_STORE_TABLE_NAME")
     )
@@ -122,11 +139,15 @@ class Settings(BaseSettings):
     #: runs alive at once, over all tasks (0: no limit); beyond it runs are `queued`
     max_concurrent_runs: int = Field(0, ge=0)
     #: a seed file or URL of task definitions (JSON or YAML), kept applied
-    pre_seed_jobs: str | None = None
+    pre_seed_jobs: Annotated[str | None, AfterValidator(_empty_is_none)] = Field(
+        None, validation_alias=AliasChoices("TASSE_PRE_SEED_JOBS", "ST_JOBS_PRESEED")
+    )
     #: seconds between fetches of a seed URL (None: only at start)
     pre_seed_interval: float | None = Field(None, gt=0)
     #: remove every API and seed task from the store at start
-    pre_delete_jobs: bool = False
+    pre_delete_jobs: Annotated[bool, BeforeValidator(_empty_is_false)] = Field(
+        False, validation_alias=AliasChoices("TASSE_PRE_DELETE_JOBS", "ST_JOBS_DELETE")
+    )
 
     @field_validator("log_level")
     @classmethod

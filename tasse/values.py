@@ -42,6 +42,25 @@ def _passable_to_a_process(value: str) -> str:
 
 Text = Annotated[str, BeforeValidator(scalar_to_text), AfterValidator(_passable_to_a_process)]
 
+#: a title is a heading and a table cell: long enough for a sentence, short enough for a row
+MAX_TITLE_LENGTH = 200
+
+
+def _one_line_title(value: str) -> str:
+    title = value.strip()
+    if not title:
+        raise ValueError("is empty: leave the title out, and the name is shown")
+    # splitlines knows every line break (\r, \v, U+2028, …), not only \n.
+    if len(title.splitlines()) > 1 or title.splitlines()[0] != title:
+        raise ValueError("must be one line (it is a heading and a table cell)")
+    if len(title) > MAX_TITLE_LENGTH:
+        raise ValueError(f"is {len(title)} characters long; at most {MAX_TITLE_LENGTH}")
+    return title
+
+
+#: a task's display name: free text on one line, shown with the task's name beside it
+Title = Annotated[Text, AfterValidator(_one_line_title)]
+
 
 def _variable_name(name: str) -> str:
     if not name or not name.isascii() or not name.replace("_", "a").isalnum():

@@ -1,5 +1,5 @@
 """`tasse serve | run | list | validate | next | env | pause | resume`: the command line;
-settings built here."""
+settings built here. Flags without a sub-command serve, as Supertask's command line does."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from tasse import __version__
 from tasse.cli.env import add_env_commands, env_problem, environment_for
 from tasse.cli.pause import add_pause_commands
 from tasse.errors import TaskNameError, TasseError
@@ -49,7 +50,7 @@ _FLAGS = {  # command-line flag → Settings field
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tasse` command."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _serve_by_default(list(sys.argv[1:] if argv is None else argv))
     # Everything after `--` belongs to the task (`tasse run NAME -- --verbose`).
     passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = _parser().parse_args(argv[: len(argv) - len(passthrough) - bool(passthrough)])
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # `is not None`: `--keep-runs 0` is a choice (no limit), not an absent flag.
         flags = {f: v for k, f in _FLAGS.items() if (v := getattr(args, k, None)) is not None}
+        if getattr(args, "debug", False):
+            flags.setdefault("log_level", "DEBUG")
         settings = Settings(**flags)
     except ValidationError as error:
         detail = error.errors()[0]
@@ -72,8 +75,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+#: what the command line takes first that is not a sub-command, yet not serving either
+_TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
+
+
+def _serve_by_default(argv: list[str]) -> list[str]:
+    """Supertask's command line has no sub-command: flags alone (or nothing) mean `serve`."""
+    # Only flags: a mistyped sub-command (`tasse lsit`) stays argparse's "invalid choice".
+    if not argv or (argv[0].startswith("-") and argv[0].split("=")[0] not in _TOP_LEVEL_FLAGS):
+        return ["serve", *argv]
+    return argv
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tasse", description="A folder is a task.")
+    parser = argparse.ArgumentParser(
+        prog="tasse",
+        description="A folder is a task. Flags without a command serve: "
+        "`tasse --pre-seed-jobs=cronjobs.json` is `tasse serve --pre-seed-jobs=cronjobs.json`.",
+    )
+    parser.add_argument("--version", action="version", version=f"tasse {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="folder with tasks/ and logs/ (default: data)")
     common.add_argument("--store-address", help="SQLAlchemy URL of the run history, or memory://")
@@ -106,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="remove every API and seed task from the store first",
     )
+    # Supertask's own two flags: its logging is on by default, `--debug` makes it verbose.
+    serve.add_argument("--verbose", action="store_true", help="log (on by default; Supertask's)")
+    serve.add_argument("--debug", action="store_true", help="log at DEBUG (as --log-level DEBUG)")
     serve.set_defaults(handler=_serve)
 
     run = commands.add_parser("run", parents=[common], help="run a task once, in the foreground")

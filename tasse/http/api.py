@@ -111,13 +111,6 @@ async def list_tasks(
     return tasks
 
 
-@router.get("/cronjobs/", include_in_schema=False)
-@router.get("/cronjobs", summary="List Tasks (Supertask's name)")
-async def list_cronjobs(tasse: TasseDep) -> list[TaskInfo]:
-    """`GET /tasks` under Supertask's name, read-only, for its users and clients."""
-    return tasse.list_tasks()
-
-
 @router.get("/tasks/{name}")
 async def get_task(name: TaskName, tasse: TasseDep) -> TaskInfo:
     """One task."""

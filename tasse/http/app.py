@@ -24,6 +24,7 @@ from tasse.errors import (
     TasseError,
 )
 from tasse.http.api import router
+from tasse.http.cronjobs import router as cronjobs_router
 from tasse.http.events import router as events_router
 from tasse.http.failures import InternalErrors
 from tasse.http.limits import BodyLimit
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(cronjobs_router)
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(packages=[("tasse.http.pages", "static")]), name="static")

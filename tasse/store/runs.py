@@ -1,8 +1,9 @@
 """The job store in any SQLAlchemy database: run history and API/seed-defined tasks.
 
 SQLite by default, `memory://` for nothing kept, PostgreSQL (psycopg 3) and MariaDB/MySQL
-(PyMySQL) tested; `crate://` is passed to its dialect untested. Tables are named from a
-prefix (`<table>_runs`, `<table>_tasks`) and migrated with Alembic as the store opens.
+(PyMySQL) tested; `crate://` is passed to its dialect untested. Tables are named from the
+store's table name (`<table>` for defined tasks, `<table>_runs`, …; `StoreNames`) and
+migrated with Alembic as the store opens.
 """
 
 from __future__ import annotations

@@ -50,6 +50,8 @@ _WHAT_TO_RUN = ("command", "python_ref", "task", "sql")
 #: characters of an SQL statement at most: it is one argument of the run's command line,
 #: which Linux limits to 128 KiB (of UTF-8, up to four bytes a character)
 MAX_SQL = 30_000
+#: Supertask's ids are small; those Tasse makes for other tasks lie above this
+MAX_CRONJOB_ID = 2**31 - 1
 
 
 class TaskDefinition(TaskSpec):
@@ -90,6 +92,9 @@ class TaskDefinition(TaskSpec):
                 # Not quoted back in the error: a URL that does not parse may hold a password.
                 raise PydanticCustomError(SECRET_INPUT, str(error)) from None
         return value
+
+    #: Supertask's id of the job (`/cronjobs/{id}`), kept for tasks from its file or API
+    cronjob_id: int | None = Field(None, ge=0, le=MAX_CRONJOB_ID)
 
     @model_validator(mode="after")
     def _one_thing_to_run(self) -> TaskDefinition:

@@ -46,6 +46,7 @@ def task_info(
     spec = task.spec
     return TaskInfo(
         name=entry.name,
+        title=spec.title,
         source=task.source,
         description=spec.description,
         enabled=spec.enabled,

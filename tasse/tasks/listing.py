@@ -35,7 +35,7 @@ _BROKEN, _PAUSED, _RUNNING, _DISABLED, _FAILED, _OK, _NEVER_RAN = TaskState
 class TaskQuery:
     """What `GET /tasks` asks for: filters (each empty one lets all through), order, page."""
 
-    #: a case-insensitive part of the name or the description
+    #: a case-insensitive part of the name, the title or the description
     q: str = ""
     states: frozenset[TaskState] = frozenset()
     sources: frozenset[TaskSource] = frozenset()
@@ -116,7 +116,10 @@ def _passes(entry: TaskEntry, query: TaskQuery, facts: Facts) -> bool:
 def _mentions(entry: TaskEntry, needle: str) -> bool:
     if needle in entry.name.casefold():
         return True
-    return entry.task is not None and needle in entry.task.spec.description.casefold()
+    if entry.task is None:
+        return False
+    spec = entry.task.spec
+    return needle in spec.description.casefold() or needle in (spec.title or "").casefold()
 
 
 def _sort_key(sort: Sort, facts: Facts) -> Callable[[TaskEntry], Any] | None:

@@ -1,10 +1,10 @@
 """Seed files: task definitions from a local file (watched) or a URL (fetched, refreshed).
 
 A seed is JSON or YAML: a list of task objects as for `POST /tasks`, or Supertask's
-`cronjobs.json` shape (`name`, `trigger_cron`, `exec_python_ref`, `exec_args`,
-`exec_kwargs`, `exec_sql`, `enabled`). Tasks from a seed have the source `seed`; applying a seed
-adds, changes and removes them so that the store matches the file. A bad item is
-reported and skipped; the others load.
+`cronjobs.json` shape (`id`, `name`, `trigger_cron`, `exec_python_ref`, `exec_args`,
+`exec_kwargs`, `exec_sql`, `enabled`; see `tasks/supertask.py`). Tasks from a seed have
+the source `seed`; applying a seed adds, changes and removes them so that the store
+matches the file. A bad item is reported and skipped; the others load.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import yaml
 from tasse.errors import TasseError
 from tasse.tasks.catalog import Catalog, validate
 from tasse.tasks.definitions import TaskDefinition
+from tasse.tasks.supertask import from_supertask, is_supertask_item, task_names
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ logger = logging.getLogger(__name__)
 FILE_POLL_SECONDS = 0.5
 #: a seed is a list of tasks; beyond this it is a mistake
 MAX_SEED_BYTES = 16 * 1024 * 1024
-_SUPERTASK_KEYS = {"trigger_cron", "exec_python_ref", "exec_args", "exec_kwargs", "exec_sql"}
 
 
 @dataclass
@@ -76,14 +76,14 @@ def parse_seed(text: str, origin: str) -> Seed:
         return Seed(problems=[f"{origin}: must be a list of tasks (got {kind})"], whole=False)
     seed = Seed()
     names: set[str] = set()
-    for index, item in enumerate(data, 1):
+    for index, (item, name) in enumerate(zip(data, _names_of(data), strict=True), 1):
         where = f"{origin}: item {index}"
         try:
-            definition = _definition(item, where)
+            definition = _definition(item, name, where)
         except (TasseError, ValueError) as error:
             seed.problems.append(str(error))
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                seed.broken.add(item["name"])
+            if name is not None:
+                seed.broken.add(name)
             continue
         if definition.name in names:
             seed.problems.append(f"{where}: task {definition.name!r} appears twice; kept the first")
@@ -93,38 +93,27 @@ def parse_seed(text: str, origin: str) -> Seed:
     return seed
 
 
-def _definition(item: Any, where: str) -> TaskDefinition:
+def _names_of(data: list[Any]) -> list[str | None]:
+    """Each item's task name: a Supertask item's made from its free-text name."""
+    supertask = [item for item in data if isinstance(item, dict) and is_supertask_item(item)]
+    made = iter(task_names(supertask))  # made together: a collision needs all of them
+    names: list[str | None] = []
+    for item in data:
+        if not isinstance(item, dict):
+            names.append(None)
+        elif is_supertask_item(item):
+            names.append(next(made))
+        else:
+            names.append(item["name"] if isinstance(item.get("name"), str) else None)
+    return names
+
+
+def _definition(item: Any, name: str | None, where: str) -> TaskDefinition:
     if not isinstance(item, dict):
         raise ValueError(f"{where}: a task is an object (got {type(item).__name__})")
-    name = str(item.get("name", "?"))
-    if _SUPERTASK_KEYS & item.keys():
-        item = from_supertask(item, where)
-    return validate(item, name, where)
-
-
-def from_supertask(job: dict[str, Any], where: str) -> dict[str, Any]:
-    """A Supertask `cronjobs.json` job as a Tasse definition."""
-    # What Supertask itself writes into the file besides the job (its run state).
-    known = {"name", "description", "enabled", "id", "last_run", "last_status", *_SUPERTASK_KEYS}
-    unknown = sorted(map(str, set(job) - known))
-    if unknown:
-        raise ValueError(f"{where}: job {job.get('name')!r}: unknown key {unknown[0]!r}")
-    definition: dict[str, Any] = {
-        "name": job.get("name"),
-        "python_ref": job.get("exec_python_ref"),
-        "args": job.get("exec_args") or [],
-        "kwargs": job.get("exec_kwargs") or {},
-    }
-    if job.get("exec_sql"):
-        # An SQL task runs on the job store unless told otherwise, as Supertask ran these.
-        definition["sql"] = job["exec_sql"]
-    if job.get("trigger_cron"):
-        definition["schedule"] = job["trigger_cron"]
-    if "description" in job:
-        definition["description"] = job["description"]
-    # Supertask runs only jobs marked enabled; an imported file keeps meaning that.
-    definition["enabled"] = bool(job.get("enabled", False))
-    return definition
+    if is_supertask_item(item):
+        item = from_supertask(item, where, name)
+    return validate(item, name or "?", where)
 
 
 class Seeder:

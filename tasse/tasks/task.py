@@ -19,7 +19,7 @@ from tasse.schedule.specs import (
     TimeZoneName,
     TriggerSpec,
 )
-from tasse.values import TASK_NAME_PATTERN, Text, VariableName
+from tasse.values import TASK_NAME_PATTERN, Text, Title, VariableName
 
 #: stands for the task environment's interpreter in a command (`python task.py`)
 PYTHON = "python"
@@ -45,6 +45,8 @@ def _python_request(value: str) -> str:
 class TaskSpec(_Spec):
     """What a task.yaml may say; every key is optional."""
 
+    #: the display name ("Nightly report"); the name stays the task's id in URLs and logs
+    title: Title | None = None
     description: str = ""
     enabled: bool = True
     scheduler: TriggerSpec | None = None

@@ -59,23 +59,25 @@ class Server:
         # Output goes to a file: a pipe nobody reads would fill up and stall the server.
         with self.output.open("ab") as output:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tasse",
-                    "serve",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--http-listen-address",
-                    f"{self.listen_host}:{self.port}",
-                    *self.flags,
-                ],
+                [sys.executable, "-m", "tasse", *self.arguments()],
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 preexec_fn=self.preexec,
             )
         wait_until(self._healthy, timeout=timeout)
+
+    def arguments(self) -> list[str]:
+        """The command line after `tasse`."""
+        listen = f"{self.listen_host}:{self.port}"
+        return [
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--http-listen-address",
+            listen,
+            *self.flags,
+        ]
 
     def _healthy(self) -> bool:
         assert self.process is not None

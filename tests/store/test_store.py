@@ -97,7 +97,7 @@ class Place:
         names, prefix = self.names, f"{self.schema}." if self.schema else ""
         try:
             with engine.begin() as connection:
-                for name in (*names.all_tables, names.version_table):
+                for name in (*names.all_tables, names.prefixed_tasks, names.version_table):
                     connection.execute(text(f"DROP TABLE IF EXISTS {prefix}{name}"))
                 if self.schema:
                     cascade = " CASCADE" if self.backend == "postgresql" else ""
@@ -405,9 +405,9 @@ def test_ten_thousand_tasks_load_in_one_query(store: RunStore) -> None:
 
 def test_the_tables_have_the_configured_names(store: RunStore, place: Place) -> None:
     tables = table_names(store.engine)
-    made = {
+    made = {place.table_name} | {  # the defined tasks' table is named exactly as the store
         f"{place.table_name}_{part}"
-        for part in ("runs", "tasks", "fire_times", "nodes", "pauses", "alembic_version")
+        for part in ("runs", "fire_times", "nodes", "pauses", "alembic_version")
     }
 
     assert {name for name in tables if name.startswith(place.table_name)} == made
@@ -433,7 +433,7 @@ def test_a_schema_holds_the_tables_and_is_created_if_missing(backend: str, tmp_p
                 ).scalars()
                 assert set(held) == {
                     f"{place.table_name}_runs",
-                    f"{place.table_name}_tasks",
+                    place.table_name,
                     f"{place.table_name}_fire_times",
                     f"{place.table_name}_nodes",
                     f"{place.table_name}_pauses",

@@ -513,21 +513,6 @@ def test_cli_next_says_reboot_fires_when_the_server_starts(tmp_path: Path) -> No
     assert "fires once each time the server starts" in result.stderr
 
 
-def test_cronjobs_lists_what_tasks_lists(server: Server) -> None:
-    server.task("hello", None)
-    rescan(server)
-    define(server, {"name": "defined", "python_ref": "json:dumps", "args": [1]})
-    wait_until(lambda: all(t["env"]["status"] == "ready" for t in server.http.get("/tasks").json()))
-    tasks = server.http.get("/tasks").json()
-    assert [(t["name"], t["source"]) for t in tasks] == [("defined", "api"), ("hello", "folder")]
-    for path in ("/cronjobs/", "/cronjobs"):
-        response = server.http.get(path)
-        assert response.status_code == 200
-        assert response.json() == tasks
-    refused = server.http.post("/cronjobs/", json={"name": "x", "command": ["true"]})
-    assert refused.status_code == 405  # read-only
-
-
 def test_a_token_guards_defining_changing_and_deleting(start_server: StartServer) -> None:
     server = start_server(TASSE_API_TOKEN="s3cret")
     auth = {"Authorization": "Bearer s3cret"}

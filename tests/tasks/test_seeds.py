@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tasse.tasks.seeds import from_supertask, parse_seed
+from tasse.tasks.seeds import parse_seed
+from tasse.tasks.supertask import from_supertask
 from tests.conftest import StartServer
 from tests.http.test_api import Server, wait_until
 
@@ -200,7 +201,7 @@ def test_a_yaml_seed_loads_its_good_items_and_reports_the_bad_one_until_fixed(
     assert server.http.get("/health").json()["errors"] == 0
 
 
-def test_a_supertask_cronjobs_json_loads_all_its_jobs(
+def test_a_supertask_cronjobs_json_runs_its_jobs_as_supertask_calls_them(
     start_server: StartServer, tmp_path: Path
 ) -> None:
     jobs = [
@@ -210,7 +211,9 @@ def test_a_supertask_cronjobs_json_loads_all_its_jobs(
             "description": "joins paths",
             "trigger_cron": "0 3 * * *",
             "exec_python_ref": "os.path:join",
-            "exec_args": ["a", "b"],
+            # Supertask calls func(exec_args): one list; join's own arguments come after.
+            "exec_args": [],
+            "exec_kwargs": {},
             "enabled": True,
         },
         {"id": 2, "name": "report", "trigger_cron": "*/10 * * * * *", "exec_sql": "SELECT 1"},
@@ -219,7 +222,7 @@ def test_a_supertask_cronjobs_json_loads_all_its_jobs(
             "name": "dumps",
             "trigger_cron": "*/10 * * * * * 2099",
             "exec_python_ref": "json:dumps",
-            "exec_args": [[1, 2]],
+            "exec_args": [1, 2],
             "exec_kwargs": {"separators": [",", ":"]},
         },
         {
@@ -236,16 +239,16 @@ def test_a_supertask_cronjobs_json_loads_all_its_jobs(
     listed = tasks(server)
     assert set(listed) == {"join", "report", "dumps", "paused"}
     join = listed["join"]
-    assert (join["source"], join["description"], join["schedules"]) == (
+    assert (join["source"], join["description"], join["schedules"], join["title"]) == (
         "seed",
         "joins paths",
         ["0 3 * * *"],
+        "join",
     )
     next_run = datetime.fromisoformat(join["next_run_at"])
     assert (next_run.hour, next_run.minute, next_run.second) == (3, 0, 0)
     assert listed["dumps"]["schedules"] == ["*/10 * * * * * 2099"]
     assert (listed["paused"]["enabled"], listed["paused"]["next_run_at"]) == (False, None)
-
     assert errors(server) == {}
     # An SQL job without `enabled` stays off, as Supertask had it (tests/tasks/test_sql_tasks.py)
     assert (listed["report"]["enabled"], listed["report"]["definition"]["sql"]) == (
@@ -253,8 +256,11 @@ def test_a_supertask_cronjobs_json_loads_all_its_jobs(
         "SELECT 1",
     )
 
-    assert run(server, "join")[1] == "a/b\n"
+    # The list is one argument: dumps([1, 2]), not dumps(1, 2).
     assert run(server, "dumps")[1] == "[1,2]\n"
+    done, output = run(server, "join")
+    assert done["status"] == "failed"  # os.path.join([]) is Supertask's call too
+    assert "TypeError" in output
 
 
 def test_edits_to_the_seed_file_add_change_and_remove_tasks_within_two_seconds(
@@ -503,6 +509,7 @@ def test_parse_seed_skips_each_bad_item_saying_where_and_why() -> None:
             {"name": "typo", "comand": ["true"]},
             {"name": "good", "command": ["false"]},
             {"name": "sql", "exec_sql": "SELECT 1", "exec_python_ref": "m:f"},
+            {"name": "Bad ref", "trigger_cron": "* * * * *", "exec_python_ref": "no colon"},
             {"name": "also-good", "python_ref": "os:getcwd"},
         ]
     )
@@ -511,7 +518,7 @@ def test_parse_seed_skips_each_bad_item_saying_where_and_why() -> None:
         ("good", ["true"]),
         ("also-good", "os:getcwd"),
     ]
-    assert len(seed.problems) == 6
+    assert len(seed.problems) == 7
     expected = [
         # counted from 1, as a person counts the items of the file
         ("item 2", "object"),
@@ -519,7 +526,8 @@ def test_parse_seed_skips_each_bad_item_saying_where_and_why() -> None:
         ("item 4", "25"),
         ("item 5", "comand"),
         ("item 6", "appears twice"),
-        ("item 7", "got python_ref and sql"),
+        ("item 7", "both exec_sql and exec_python_ref"),
+        ("item 8", "python_ref"),
     ]
     for problem, (where, why) in zip(seed.problems, expected, strict=True):
         assert f"seed.json: {where}" in problem
@@ -555,8 +563,10 @@ def test_from_supertask_maps_a_cronjob_to_a_definition() -> None:
     }
     assert from_supertask(job, "cronjobs.json: item 0") == {
         "name": "nightly",
+        "title": "nightly",
+        "cronjob_id": 7,
         "python_ref": "tools.cleanup:run",
-        "args": ["old", 30],
+        "args": [["old", 30]],
         "kwargs": {"dry_run": True},
         "schedule": "0 3 * * *",
         "description": "cleans up",
@@ -564,12 +574,22 @@ def test_from_supertask_maps_a_cronjob_to_a_definition() -> None:
     }
     bare = from_supertask({"name": "n", "exec_python_ref": "m:f"}, "here")
     # Supertask runs only jobs marked enabled: an unmarked one stays off here too.
-    assert bare == {"name": "n", "python_ref": "m:f", "args": [], "kwargs": {}, "enabled": False}
+    assert bare == {
+        "name": "n",
+        "title": "n",
+        "python_ref": "m:f",
+        "args": [[]],
+        "kwargs": {},
+        "enabled": False,
+    }
 
 
-def test_from_supertask_maps_sql_jobs_and_refuses_unknown_keys() -> None:
+def test_from_supertask_maps_sql_jobs_to_sql_tasks() -> None:
     sql = from_supertask({"name": "report", "trigger_cron": "* * * * *", "exec_sql": "x"}, "here")
-    assert (sql["sql"], sql["python_ref"], sql["enabled"]) == ("x", None, False)
+    assert (sql["sql"], sql.get("python_ref"), sql["enabled"]) == ("x", None, False)
+
+
+def test_from_supertask_refuses_unknown_keys() -> None:
     with pytest.raises(ValueError, match=r"^here: job 'old': unknown key 'crontab'"):
         from_supertask({"name": "old", "crontab": "* * * * *", "exec_python_ref": "m:f"}, "here")
 

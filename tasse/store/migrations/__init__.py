@@ -18,22 +18,30 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, column, inspect, select, table, text
 from sqlalchemy.schema import CreateSchema
 
+from tasse.errors import ForeignTableError
 from tasse.values import check_schema_name, check_table_name
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest revision in versions/ (a test checks they agree)
-HEAD = "0007"
+HEAD = "0008"
+#: the table name a store has when none is set; its tasks table stays `tasse_tasks`
+DEFAULT_TABLE = "tasse"
+#: the columns of APScheduler's SQLAlchemy job table, which Supertask keeps its jobs in
+_APSCHEDULER_COLUMNS = frozenset({"id", "next_run_time", "job_state"})
+#: what makes a table Tasse's defined tasks
+_TASKS_COLUMNS = frozenset({"name", "source", "definition"})
 #: Alembic's `context` and `op` are module globals: one migration at a time per process
 _ALEMBIC = threading.Lock()
 
 
 @dataclass(frozen=True)
 class StoreNames:
-    """Where a store's tables live: `<table>_runs`, `<table>_tasks`, in `schema` if set."""
+    """Where a store's tables live: `<table>` (the defined tasks), `<table>_runs`, … in
+    `schema` if set; the default table name keeps its tasks in `tasse_tasks`."""
 
-    table: str = "tasse"
+    table: str = DEFAULT_TABLE
     schema: str | None = None
 
     def __post_init__(self) -> None:
@@ -47,8 +55,19 @@ class StoreNames:
 
     @property
     def tasks(self) -> str:
-        """The API- and seed-defined tasks table."""
+        """The API- and seed-defined tasks table: named exactly as the store, as Supertask's."""
+        # The default layout is older than that rule, and stores made with it stay as they are.
+        return self.prefixed_tasks if self.table == DEFAULT_TABLE else self.table
+
+    @property
+    def prefixed_tasks(self) -> str:
+        """Where the defined tasks were before revision 0008 (`<table>_tasks`)."""
         return f"{self.table}_tasks"
+
+    @property
+    def shown_tasks(self) -> str:
+        """The tasks table as messages name it, with its schema."""
+        return f"{self.schema}.{self.tasks}" if self.schema else self.tasks
 
     @property
     def fire_times(self) -> str:
@@ -92,9 +111,25 @@ def migrate(engine: Engine, names: StoreNames) -> None:
     # A new transaction, locked before its first read: MySQL's would otherwise go on
     # seeing the revision from before another server's upgrade.
     with _locked_transaction(engine, names) as connection:
+        refuse_foreign_tasks_table(connection, names)
         if names.schema:
             connection.execute(CreateSchema(names.schema, if_not_exists=True))
         _run(connection, names, "upgrade", "head")
+
+
+def refuse_foreign_tasks_table(connection: Connection, names: StoreNames) -> None:
+    """Raise ForeignTableError if the tasks table's name is taken by a table not Tasse's."""
+    inspector = inspect(connection)
+    if not inspector.has_table(names.tasks, schema=names.schema):
+        return
+    columns = {column["name"] for column in inspector.get_columns(names.tasks, names.schema)}
+    if columns >= _TASKS_COLUMNS:
+        return
+    if columns >= _APSCHEDULER_COLUMNS:
+        what = "Supertask's job table (APScheduler's, with id, next_run_time and job_state)"
+    else:
+        what = f"another program's table (with {', '.join(sorted(columns))})"
+    raise ForeignTableError(names.shown_tasks, what)
 
 
 def downgrade(engine: Engine, names: StoreNames, revision: str) -> None:

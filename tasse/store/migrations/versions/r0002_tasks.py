@@ -16,12 +16,13 @@ _DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"
 
 def upgrade() -> None:
     """Create the tasks table (unless a run interrupted after creating it made it already)."""
+    # Made under its name of then, `<table>_tasks`; revision 0008 names it as it is now.
     names = context.config.attributes["names"]
     # MySQL commits each CREATE at once, so an upgrade cut short may have done this part.
-    if sa.inspect(op.get_bind()).has_table(names.tasks, schema=names.schema):
+    if sa.inspect(op.get_bind()).has_table(names.prefixed_tasks, schema=names.schema):
         return
     op.create_table(
-        names.tasks,
+        names.prefixed_tasks,
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("source", sa.String(16), nullable=False),
         sa.Column("definition", sa.JSON, nullable=False),
@@ -37,4 +38,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the tasks table."""
     names = context.config.attributes["names"]
-    op.drop_table(names.tasks, schema=names.schema)
+    op.drop_table(names.prefixed_tasks, schema=names.schema)
