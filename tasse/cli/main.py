@@ -44,6 +44,8 @@ _FLAGS = {  # command-line flag → Settings field
     "pre_seed_interval": "pre_seed_interval",
     "pre_delete_jobs": "pre_delete_jobs",
     "find_links": "find_links",
+    "crontab": "crontab",
+    "system_crontab": "system_crontab",
 }
 
 
@@ -99,6 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--pre-seed-jobs", help="file or URL of task definitions to keep loaded")
     serve.add_argument(
         "--pre-seed-interval", type=float, help="seconds between fetches of a seed URL"
+    )
+    serve.add_argument(
+        "--crontab",
+        action="append",
+        metavar="FILE",
+        help="a crontab whose lines to run as tasks, kept applied (repeatable)",
+    )
+    serve.add_argument(
+        "--system-crontab",
+        action="append",
+        metavar="FILE",
+        help="a crontab with a user field, like /etc/crontab (repeatable)",
     )
     serve.add_argument(
         "--pre-delete-jobs",
