@@ -1,5 +1,5 @@
-"""`tasse serve | run | list | validate | next | env | pause | resume`: the command line;
-settings built here."""
+"""`tasse serve | run | list | validate | next | env | pause | resume | import`: the command
+line; settings built here."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from tasse.cli.env import add_env_commands, env_problem, environment_for
+from tasse.cli.import_crontab import add_import_commands
 from tasse.cli.pause import add_pause_commands
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
@@ -157,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_env_commands(commands, common)
     add_pause_commands(commands, common)
+    add_import_commands(commands, common)
     return parser
 
 
