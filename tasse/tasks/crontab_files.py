@@ -14,7 +14,7 @@ A file is read as Debian's cron reads it (crontab(5)), line by line:
   most that parse — or a macro such as `@daily` or `@reboot`), then in the system format
   (`/etc/crontab`, `/etc/cron.d/*`) the user, then the command. The first unescaped `%`
   ends the command; what follows is its standard input, each further `%` a newline
-  (`\\%` is a literal `%`): tasse.tasks.cron_commands.
+  (`\\%` is a literal `%`): tasse.tasks.cron_lines.
 
 A bad line is a problem naming the file and the line; the other lines load.
 """
@@ -33,8 +33,13 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from tasse.errors import TaskConfigError
-from tasse.schedule.cronline import is_reboot, parse_line
-from tasse.tasks.cron_commands import CronCommand, job_name, split_command
+from tasse.tasks.cron_lines import (
+    CronCommand,
+    job_name,
+    parse_variable,
+    split_command,
+    split_job,
+)
 from tasse.tasks.definitions import TaskDefinition
 from tasse.tasks.task_file import config_error
 from tasse.values import TASK_NAME_PATTERN, check_timezone
@@ -44,10 +49,7 @@ DEFAULT_SHELL = "/bin/sh"
 #: where the user of a system-format line is kept (Tasse runs every line as its own user)
 USER_VARIABLE = "TASSE_CRON_USER"
 
-_BLANKS = re.compile(r"[ \t]+")
 _TOKEN = re.compile(r"[^ \t]+")
-#: `NAME=value`, the name unquoted or in quotes, as Debian's env.c reads it
-_VARIABLE = re.compile(r"""[ \t]*("[^"=]*"|'[^'=]*'|[^ \t="'][^ \t=]*)[ \t]*=[ \t]*(.*)""")
 _DIRECTIVE = re.compile(r"#[ \t]*tasse:(.*)")
 #: the first token of a job line: a field starting with a digit or `*`, or a macro
 _JOB_START = re.compile(r"[ \t]*(@[A-Za-z]+|[0-9*][^ \t]*)[ \t]+[^ \t]")
@@ -232,50 +234,6 @@ def _likely_name(state: _State, line: str, system: bool) -> str | None:
         return _name(state, user, split_command(line[tokens[fields].start() :]))
     except ValueError:
         return None  # its `# tasse:` line is bad too
-
-
-def split_job(line: str, system: bool) -> tuple[str, str | None, str]:
-    """A job line's schedule, user (system format) and the rest: the command as written."""
-    tokens = list(_TOKEN.finditer(line))
-    # 6 fields could also be 5 and a command starting like a weekday: the most fields that
-    # parse win, as a 6-field schedule is what a line with seconds means.
-    counts = (1,) if tokens and tokens[0].group().startswith("@") else (7, 6, 5)
-    error: ValueError | None = None
-    for count in counts:
-        if len(tokens) < count:
-            continue
-        schedule = " ".join(token.group() for token in tokens[:count])
-        try:
-            if not is_reboot(schedule):
-                parse_line(schedule)
-        except ValueError as refused:
-            error = refused  # the fewest fields' reason is the likeliest one
-            continue
-        if len(tokens) <= count + system:
-            error = ValueError(f"has no {'user and ' if system else ''}command after {schedule!r}")
-            continue
-        user = tokens[count].group() if system else None
-        return schedule, user, line[tokens[count + system].start() :]
-    if error is not None:
-        raise error
-    needs = "a schedule, a user and a command" if system else "a schedule and a command"
-    raise ValueError(f"is neither a job ({needs}) nor NAME=value: {line.strip()!r}")
-
-
-def parse_variable(line: str) -> tuple[str, str] | None:
-    """`NAME=value` as cron reads it: the name and value, quotes stripped; None if no such line."""
-    match = _VARIABLE.fullmatch(line)
-    if match is None:
-        return None
-    name, value = match.group(1), match.group(2)
-    if name[0] in "\"'":
-        name = name[1:-1]
-    if value[:1] in ("'", '"'):
-        closing = value.find(value[0], 1)
-        if closing < 0 or value[closing + 1 :].strip(" \t"):
-            return None  # an unclosed quote, or more after it: cron takes it for a job line
-        return name, value[1:closing]
-    return name, value.rstrip(" \t")
 
 
 def _set_variable(state: _State, variable: tuple[str, str], where: str, crontab: Crontab) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasse.tasks.cron_commands import command_words, split_command
+from tasse.tasks.cron_lines import command_words, split_command
 from tasse.tasks.crontab_files import (
     USER_VARIABLE,
     CronJob,

@@ -1,4 +1,5 @@
-"""The command part of a crontab line: what the shell runs, what it reads, and a name for it.
+"""One line of a crontab: a job's schedule, user and command, or a variable; what the shell
+runs, what it reads, and a name for the task.
 
 `%` follows Debian's cron (do_command.c), character for character: the first `%` not
 preceded by a backslash ends the command and the rest is written to its standard input,
@@ -13,6 +14,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from tasse.schedule.cronline import is_reboot, parse_line
+
+_TOKEN = re.compile(r"[^ \t]+")
+#: `NAME=value`, the name unquoted or in quotes, as Debian's env.c reads it
+_VARIABLE = re.compile(r"""[ \t]*("[^"=]*"|'[^'=]*'|[^ \t="'][^ \t=]*)[ \t]*=[ \t]*(.*)""")
+
 
 @dataclass(frozen=True)
 class CronCommand:
@@ -24,6 +31,50 @@ class CronCommand:
     command: str
     #: its standard input; None when the line has no `%`
     stdin: str | None
+
+
+def split_job(line: str, system: bool) -> tuple[str, str | None, str]:
+    """A job line's schedule, user (system format) and the rest: the command as written."""
+    tokens = list(_TOKEN.finditer(line))
+    # 6 fields could also be 5 and a command starting like a weekday: the most fields that
+    # parse win, as a 6-field schedule is what a line with seconds means.
+    counts = (1,) if tokens and tokens[0].group().startswith("@") else (7, 6, 5)
+    error: ValueError | None = None
+    for count in counts:
+        if len(tokens) < count:
+            continue
+        schedule = " ".join(token.group() for token in tokens[:count])
+        try:
+            if not is_reboot(schedule):
+                parse_line(schedule)
+        except ValueError as refused:
+            error = refused  # the fewest fields' reason is the likeliest one
+            continue
+        if len(tokens) <= count + system:
+            error = ValueError(f"has no {'user and ' if system else ''}command after {schedule!r}")
+            continue
+        user = tokens[count].group() if system else None
+        return schedule, user, line[tokens[count + system].start() :]
+    if error is not None:
+        raise error
+    needs = "a schedule, a user and a command" if system else "a schedule and a command"
+    raise ValueError(f"is neither a job ({needs}) nor NAME=value: {line.strip()!r}")
+
+
+def parse_variable(line: str) -> tuple[str, str] | None:
+    """`NAME=value` as cron reads it: the name and value, quotes stripped; None if no such line."""
+    match = _VARIABLE.fullmatch(line)
+    if match is None:
+        return None
+    name, value = match.group(1), match.group(2)
+    if name[0] in "\"'":
+        name = name[1:-1]
+    if value[:1] in ("'", '"'):
+        closing = value.find(value[0], 1)
+        if closing < 0 or value[closing + 1 :].strip(" \t"):
+            return None  # an unclosed quote, or more after it: cron takes it for a job line
+        return name, value[1:closing]
+    return name, value.rstrip(" \t")
 
 
 def split_command(written: str) -> CronCommand:
