@@ -45,7 +45,7 @@ from tasse.tasks.catalog import Catalog
 from tasse.tasks.info import task_info
 from tasse.tasks.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.tasks.reloader import Reloader
-from tasse.tasks.seeds import Seeder
+from tasse.tasks.seeds import Seeder, seed_files
 from tasse.tasks.task import Task
 from tasse.tasks.triggers import prepare
 
@@ -107,11 +107,8 @@ class Tasse:
             on_removed=self._defined_removed,
             on_defined=self._defined,
         )
-        self.seeder = (
-            Seeder(self.catalog, settings.pre_seed_jobs, settings.pre_seed_interval)
-            if settings.pre_seed_jobs
-            else None
-        )
+        seeds = seed_files(settings)
+        self.seeder = Seeder(self.catalog, seeds, settings.pre_seed_interval) if seeds else None
         self.retention = Retention(
             settings,
             self.store,

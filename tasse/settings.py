@@ -14,7 +14,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tasse.values import check_schema_name, check_table_name, check_timezone
 
@@ -148,6 +148,20 @@ class Settings(BaseSettings):
     pre_delete_jobs: Annotated[bool, BeforeValidator(_empty_is_false)] = Field(
         False, validation_alias=AliasChoices("TASSE_PRE_DELETE_JOBS", "ST_JOBS_DELETE")
     )
+    #: crontab files (or URLs) kept applied, a task per line (`--crontab`, repeatable;
+    #: in the environment a comma-separated list)
+    crontab: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: crontabs with a user field before each command, like /etc/crontab, in places that
+    #: do not say so (/etc/crontab and /etc/cron.d/* are read so anyway)
+    system_crontab: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("crontab", "system_crontab", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # `TASSE_CRONTAB=/etc/crontab,/app/jobs.cron`: a list without JSON's quotes.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod

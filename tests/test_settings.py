@@ -177,3 +177,12 @@ def test_a_missing_or_empty_token_file_is_named(tmp_path: Path, content: str | N
 )
 def test_which_addresses_are_beyond_loopback(address: str, beyond: bool) -> None:
     assert Settings(http_listen_address=address, _env_file=None).listens_beyond_loopback is beyond
+
+
+def test_crontabs_are_a_list_from_flags_or_a_comma_separated_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TASSE_CRONTAB", "/etc/crontab, /app/jobs.cron")
+    assert Settings().crontab == ["/etc/crontab", "/app/jobs.cron"]
+    assert Settings(crontab=["/srv/a"]).crontab == ["/srv/a"]
+    assert Settings().system_crontab == []

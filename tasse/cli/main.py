@@ -1,5 +1,5 @@
-"""`tasse serve | run | list | validate | next | env | pause | resume`: the command line;
-settings built here. Flags without a sub-command serve, as Supertask's command line does."""
+"""`tasse serve | run | list | validate | next | env | pause | resume | import`: the command
+line; settings built here. Flags without a sub-command serve, as Supertask's command line does."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from tasse import __version__
 from tasse.cli.env import add_env_commands, env_problem, environment_for
+from tasse.cli.import_crontab import add_import_commands
 from tasse.cli.pause import add_pause_commands
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
@@ -45,6 +46,8 @@ _FLAGS = {  # command-line flag → Settings field
     "pre_seed_interval": "pre_seed_interval",
     "pre_delete_jobs": "pre_delete_jobs",
     "find_links": "find_links",
+    "crontab": "crontab",
+    "system_crontab": "system_crontab",
 }
 
 
@@ -121,6 +124,18 @@ def _parser() -> argparse.ArgumentParser:
         "--pre-seed-interval", type=float, help="seconds between fetches of a seed URL"
     )
     serve.add_argument(
+        "--crontab",
+        action="append",
+        metavar="FILE",
+        help="a crontab whose lines to run as tasks, kept applied (repeatable)",
+    )
+    serve.add_argument(
+        "--system-crontab",
+        action="append",
+        metavar="FILE",
+        help="a crontab with a user field, like /etc/crontab (repeatable)",
+    )
+    serve.add_argument(
         "--pre-delete-jobs",
         action="store_true",
         default=None,
@@ -166,6 +181,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_env_commands(commands, common)
     add_pause_commands(commands, common)
+    add_import_commands(commands, common)
     return parser
 
 

@@ -211,6 +211,7 @@ class Executor:
             active.writer,
             task.spec.timeout,
             active.policy.kill_grace,
+            task.spec.stdin,
         )
 
     def _end(self, active: ActiveRun) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -98,11 +99,30 @@ def run_in_foreground(
 ) -> int:
     """Run a task attached to this terminal (for `tasse run`); return its exit code."""
     argv, variables = command_line(task, run, request, environment)
+    # Without `stdin:` the task reads the terminal, as any command run by hand does.
+    given = None if task.spec.stdin is None else task.spec.stdin.encode("utf-8")
     try:
-        completed = subprocess.run(argv, cwd=task.folder, env=variables, check=False)
+        completed = subprocess.run(argv, cwd=task.folder, env=variables, input=given, check=False)
     except OSError as error:
         raise TaskConfigError(task.name, task.folder, f"could not be started: {error}") from None
     return completed.returncode
+
+
+def filled_pipe(data: bytes) -> int:
+    """The read end of a pipe that holds `data` and then ends (its write end is closed)."""
+    if len(data) > select.PIPE_BUF:
+        raise ValueError(f"stdin of {len(data)} bytes does not fit one pipe write")
+    read, write = os.pipe()
+    try:
+        # At most PIPE_BUF bytes into an empty pipe: one write that never blocks, so no
+        # writer has to outlive the spawn, and the child sees the end of its input at once.
+        os.write(write, data)
+    except OSError:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return read
 
 
 class RunProcess:
@@ -116,8 +136,10 @@ class RunProcess:
         writer: RunLogWriter,
         timeout: float | None,
         kill_grace: float,
+        stdin: str | None = None,
     ):
         self._argv = list(argv)
+        self._stdin = stdin
         self._cwd = cwd
         self._env = dict(env)
         self._writer = writer
@@ -149,17 +171,22 @@ class RunProcess:
 
     async def start(self) -> None:
         """Spawn the process; raises OSError when it cannot be started."""
-        # start_new_session: the task and everything it starts share a fresh process group,
-        # so a timeout or cancel can stop them all at once.
-        self._process = await asyncio.create_subprocess_exec(
-            *self._argv,
-            cwd=self._cwd,
-            env=self._env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
+        filled = None if self._stdin is None else filled_pipe(self._stdin.encode("utf-8"))
+        try:
+            # start_new_session: the task and everything it starts share a fresh process
+            # group, so a timeout or cancel can stop them all at once.
+            self._process = await asyncio.create_subprocess_exec(
+                *self._argv,
+                cwd=self._cwd,
+                env=self._env,
+                stdin=asyncio.subprocess.DEVNULL if filled is None else filled,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if filled is not None:
+                os.close(filled)  # the child has its own copy
 
     def stop(self) -> None:
         """Ask the run to end: SIGTERM to its group, SIGKILL after the grace time."""

@@ -2,9 +2,10 @@
 
 A seed is JSON or YAML: a list of task objects as for `POST /tasks`, or Supertask's
 `cronjobs.json` shape (`id`, `name`, `trigger_cron`, `exec_python_ref`, `exec_args`,
-`exec_kwargs`, `exec_sql`, `enabled`; see `tasks/supertask.py`). Tasks from a seed have
-the source `seed`; applying a seed adds, changes and removes them so that the store
-matches the file. A bad item is reported and skipped; the others load.
+`exec_kwargs`, `exec_sql`, `enabled`; see `tasks/supertask.py`); or a crontab
+(`tasks/crontab_files.py`). Tasks from seeds have the source `seed`; applying the seeds
+adds, changes and removes them so that the store matches the files. A bad item is
+reported and skipped; the others load.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import contextlib
 import logging
 import os
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from tasse.errors import TasseError
+from tasse.settings import Settings
 from tasse.tasks.catalog import Catalog, validate
+from tasse.tasks.crontab_files import has_user_field, is_crontab, other_users, parse_crontab
 from tasse.tasks.definitions import TaskDefinition
 from tasse.tasks.supertask import from_supertask, is_supertask_item, task_names
 
@@ -42,6 +46,28 @@ class Seed:
     broken: set[str] = field(default_factory=set)
     #: False when the file as a whole could not be read as a list (half written, say)
     whole: bool = True
+
+
+#: how a seed is read: JSON/YAML, or a crontab when its name or lines say so (`seed`); a
+#: crontab, with a user field when its place says so (`crontab`); a crontab with a user
+#: field (`system-crontab`)
+SeedKind = Literal["seed", "crontab", "system-crontab"]
+
+
+@dataclass(frozen=True)
+class SeedFile:
+    """Where a seed is, and how to read it."""
+
+    location: str
+    kind: SeedKind = "seed"
+
+
+def seed_files(settings: Settings) -> list[SeedFile]:
+    """Every seed the settings name: the seed file, then the crontabs."""
+    seeds = [SeedFile(settings.pre_seed_jobs)] if settings.pre_seed_jobs else []
+    seeds += [SeedFile(location, "crontab") for location in settings.crontab]
+    seeds += [SeedFile(location, "system-crontab") for location in settings.system_crontab]
+    return seeds
 
 
 def is_url(location: str) -> bool:
@@ -108,6 +134,25 @@ def _names_of(data: list[Any]) -> list[str | None]:
     return names
 
 
+def parse_seed_file(text: str, seed: SeedFile) -> Seed:
+    """The definitions in a seed's text, read as its kind says."""
+    location = seed.location
+    if seed.kind == "seed" and not is_crontab(location, text):
+        return parse_seed(text, location)
+    system = seed.kind == "system-crontab" or has_user_field(location)
+    crontab = parse_crontab(text, location, system)
+    others = other_users(crontab)
+    if others:
+        # Switching users needs root and a runner that does it; saying so is the least.
+        logger.warning(
+            "seed %s: its lines for %s run as the server's own user",
+            location,
+            ", ".join(sorted(others)),
+        )
+    definitions = [job.definition for job in crontab.jobs]
+    return Seed(definitions=definitions, problems=crontab.problems, broken=crontab.broken)
+
+
 def _definition(item: Any, name: str | None, where: str) -> TaskDefinition:
     if not isinstance(item, dict):
         raise ValueError(f"{where}: a task is an object (got {type(item).__name__})")
@@ -117,66 +162,96 @@ def _definition(item: Any, name: str | None, where: str) -> TaskDefinition:
 
 
 class Seeder:
-    """Applies a seed at start, then again whenever the file changes or the URL is due."""
+    """Applies the seeds at start, then again whenever a file changes or a URL is due.
 
-    def __init__(self, catalog: Catalog, location: str, refresh_interval: float | None):
+    All seeds are applied together: a task is removed only when no seed has it any more,
+    and never while one of them cannot be read whole.
+    """
+
+    def __init__(
+        self, catalog: Catalog, seeds: Sequence[SeedFile | str], refresh_interval: float | None
+    ):
         self._catalog = catalog
-        self._location = location
+        self._seeds = [SeedFile(seed) if isinstance(seed, str) else seed for seed in seeds]
         self._interval = refresh_interval
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        # The file watch and the URL refresh must not apply at the same time.
+        self._applying = asyncio.Lock()
 
     async def start(self) -> None:
-        """Apply the seed once, then keep it applied in the background."""
+        """Apply the seeds once, then keep them applied in the background."""
         await self._apply_safely()
         loop = asyncio.get_running_loop()
-        if not is_url(self._location):
-            self._task = loop.create_task(self._watch_file())
-        elif self._interval:
-            self._task = loop.create_task(self._refresh())
+        files = [seed.location for seed in self._seeds if not is_url(seed.location)]
+        if files:
+            self._tasks.append(loop.create_task(self._watch_files(files)))
+        if self._interval and len(files) < len(self._seeds):
+            self._tasks.append(loop.create_task(self._refresh()))
 
     async def stop(self) -> None:
-        """Stop watching or refreshing."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop watching and refreshing."""
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     async def apply(self) -> None:
-        """Make the seed tasks in the store match the seed (add, change, remove)."""
-        try:
-            text = await asyncio.to_thread(read_seed, self._location)
-        except (OSError, ValueError) as error:
-            # Unreadable now (moved, the server down): keep what was seeded before.
-            logger.error("seed %s cannot be read (its tasks stay): %s", self._location, error)
-            return
-        seed = parse_seed(text, self._location)
-        problems = list(seed.problems)
-        if seed.whole:
+        """Make the seed tasks in the store match the seeds (add, change, remove)."""
+        found: dict[str, tuple[TaskDefinition, str]] = {}
+        broken: set[str] = set()
+        problems: list[str] = []
+        whole = True
+        for seed in self._seeds:
+            read = await self._read(seed)
+            if read is None:
+                whole = False
+                problems.append(f"{seed.location}: cannot be read now; its tasks stay")
+                continue
+            whole = whole and read.whole
+            problems.extend(read.problems)
+            broken |= read.broken
+            for definition in read.definitions:
+                if definition.name in found:
+                    problems.append(
+                        f"{seed.location}: task {definition.name!r} is also in "
+                        f"{found[definition.name][1]}; kept the first"
+                    )
+                    continue
+                found[definition.name] = (definition, seed.location)
+        if whole:
             # A half-written or broken file changes nothing; a broken item keeps its last
-            # good version (as a broken task.yaml does); everything else follows the file.
-            keep = {d.name for d in seed.definitions} | seed.broken
-            for name in sorted(self._seeded() - keep):
+            # good version (as a broken task.yaml does); everything else follows the files.
+            for name in sorted(self._seeded() - found.keys() - broken):
                 await self._catalog.delete(name)
-            for definition in seed.definitions:
-                problem = await self._apply_one(definition)
-                if problem:
-                    problems.append(problem)
+        for definition, location in found.values():
+            problem = await self._apply_one(definition, location)
+            if problem:
+                problems.append(problem)
         for problem in problems:
             logger.error("seed %s", problem)
         # Shown with the tasks' errors (POST /rescan, GET /health) until the file is fixed.
         self._catalog.note_seed_problems(problems)
         logger.info(
             "seed %s applied: %d task(s), %d problem(s)",
-            self._location,
+            ", ".join(seed.location for seed in self._seeds),
             len(self._seeded()),
             len(problems),
         )
 
-    async def _apply_one(self, definition: TaskDefinition) -> str | None:
+    async def _read(self, seed: SeedFile) -> Seed | None:
+        try:
+            text = await asyncio.to_thread(read_seed, seed.location)
+        except (OSError, ValueError) as error:
+            # Unreadable now (moved, the server down): keep what was seeded before.
+            logger.error("seed %s cannot be read (its tasks stay): %s", seed.location, error)
+            return None
+        return parse_seed_file(text, seed)
+
+    async def _apply_one(self, definition: TaskDefinition, location: str) -> str | None:
         current = self._catalog.stored.get(definition.name)
         if current is not None and current.source != "seed":
             return (
-                f"{self._location}: task {definition.name!r} is defined through the API; "
+                f"{location}: task {definition.name!r} is defined through the API; "
                 "the seed's version is skipped"
             )
         stored = definition.model_dump(mode="json", exclude_defaults=True)
@@ -188,19 +263,19 @@ class Seeder:
             else:
                 await self._catalog.put(definition, "seed")
         except TasseError as error:
-            return f"{self._location}: {error}"
+            return f"{location}: {error}"
         return None
 
     def _seeded(self) -> set[str]:
         return {name for name, item in self._catalog.stored.items() if item.source == "seed"}
 
-    async def _watch_file(self) -> None:
-        # A stat twice a second: one file, so polling is cheaper than a watch and also
-        # sees the file replaced, removed and created again.
-        last = _signature(self._location)
+    async def _watch_files(self, paths: list[str]) -> None:
+        # A stat of each file twice a second: a few files, so polling is cheaper than a
+        # watch and also sees a file replaced, removed and created again.
+        last = [_signature(path) for path in paths]
         while True:
             await asyncio.sleep(FILE_POLL_SECONDS)
-            current = _signature(self._location)
+            current = [_signature(path) for path in paths]
             if current != last:
                 last = current
                 await self._apply_safely()
@@ -214,11 +289,12 @@ class Seeder:
     async def _apply_safely(self) -> None:
         # The watch must outlive any one bad reading (a store that is down, say).
         try:
-            await self.apply()
+            async with self._applying:
+                await self.apply()
         except Exception:
             logger.exception(
-                "seed %s could not be applied; its next change or fetch tries again",
-                self._location,
+                "seeds %s could not be applied; the next change or fetch tries again",
+                ", ".join(seed.location for seed in self._seeds),
             )
 
 

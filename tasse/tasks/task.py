@@ -35,10 +35,19 @@ Overlap = Literal["skip", "queue", "parallel", "replace"]
 Catchup = Literal["none", "latest", "all"]
 #: a finite number of seconds, at most a day (waits, graces and delays)
 Seconds = Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)]
+#: what a run reads on its standard input fits one pipe write (PIPE_BUF), so the runner
+#: hands it over before the process starts and never waits for a reader
+MAX_STDIN_BYTES = 4096
 
 
 def _python_request(value: str) -> str:
     parse_request(value)
+    return value
+
+
+def _fits_a_pipe(value: str) -> str:
+    if len(value.encode("utf-8")) > MAX_STDIN_BYTES:
+        raise ValueError(f"is longer than {MAX_STDIN_BYTES} bytes; larger input belongs in a file")
     return value
 
 
@@ -59,6 +68,8 @@ class TaskSpec(_Spec):
     timezone: TimeZoneName | None = None
     #: the interpreter: `3.12`, `3.12.1` or a specifier like `>=3.10,<3.13`
     python: Annotated[str, AfterValidator(_python_request)] | None = None
+    #: text every run reads on its standard input (cron's `%` lines); none: /dev/null
+    stdin: Annotated[Text, AfterValidator(_fits_a_pipe)] | None = None
 
     # -- policies (docs: README "Policies") ------------------------------------------------
     #: skip: a fire while the task runs is recorded `skipped` (a manual run gets 409);

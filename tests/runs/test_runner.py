@@ -377,6 +377,34 @@ async def test_task_sh_is_run_by_bash(tasse: Tasse, make_task: MakeTask) -> None
     assert output == b"bash 2\n"
 
 
+async def test_stdin_in_task_yaml_is_what_the_run_reads_then_end_of_input(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    make_task(
+        "reader",
+        'stdin: "first line\\nsecond line\\n"',
+        script=None,
+        task__sh='while read -r line; do echo "got: $line"; done; echo "end of input"\n',
+    )
+    make_task("no-input", script=None, task__sh="cat; echo done\n")
+    await tasse.rescan()
+    run, output = await run_task(tasse, "reader")
+    assert run.status is RunStatus.succeeded
+    assert output == b"got: first line\ngot: second line\nend of input\n"
+    # Without `stdin:` a run reads /dev/null: it never waits for input that cannot come.
+    run, output = await run_task(tasse, "no-input")
+    assert (run.status, output) == (RunStatus.succeeded, b"done\n")
+
+
+async def test_stdin_longer_than_one_pipe_write_is_refused_naming_the_key(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    make_task("flood", f"stdin: {'x' * 5000}", script=None, task__sh="cat\n")
+    report = await tasse.rescan()
+    assert "stdin" in report.errors["flood"]
+    assert "4096 bytes" in report.errors["flood"]
+
+
 async def test_python_task_runs_with_a_python_interpreter(
     tasse: Tasse, make_task: MakeTask
 ) -> None:
