@@ -106,6 +106,7 @@ class Tasse:
             self.rescan,
             on_removed=self._defined_removed,
             on_defined=self._defined,
+            until_idle=self.dispatcher.until_idle,
         )
         self.seeder = (
             Seeder(self.catalog, settings.pre_seed_jobs, settings.pre_seed_interval)
@@ -358,6 +359,7 @@ class Tasse:
                 state=state,
                 definition=definition,
                 pause=pause,
+                active_runs=self.dispatcher.alive(name),
             )
         env_of = task.reference or name  # a reference runs in its target's environment
         return task_info(
@@ -371,6 +373,7 @@ class Tasse:
             env_problem=self.envs.problem(env_of),
             policy=asdict(policy_of(task.spec, self.settings)),
             pause=pause,
+            active_runs=self.dispatcher.alive(name),
         )
 
     def pause(self, name: str, reason: str | None = None) -> TaskInfo:
