@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from tasse.cli.env import add_env_commands, env_problem, environment_for
+from tasse.cli.examples import add_examples
 from tasse.cli.pause import add_pause_commands
 from tasse.cli.remote import server_options
 from tasse.cli.upcoming import served_fires
@@ -148,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_env_commands(commands, common)
     add_pause_commands(commands, common)
+    add_examples(parser)
     return parser
 
 
