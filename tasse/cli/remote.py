@@ -41,7 +41,12 @@ def server_runs(settings: Settings) -> bool:
     return False
 
 
-def ask_server(settings: Settings, path: str, body: dict[str, Any] | None = None) -> Any:
+def ask_server(
+    settings: Settings,
+    path: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = ANSWER_TIMEOUT,
+) -> Any:
     """The server's JSON answer to GET `path` (POST with `body`); its errors as TasseError."""
     host = settings.host
     host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
@@ -55,7 +60,7 @@ def ask_server(settings: Settings, path: str, body: dict[str, Any] | None = None
     # The server is this machine's or named by its address: no proxy stands between.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=ANSWER_TIMEOUT) as response:
+        with opener.open(request, timeout=timeout) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
         hint = " (give the token: TASSE_API_TOKEN or --api-token-file)" * (error.code == 401)
