@@ -209,7 +209,11 @@ async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
     return await tasse.get_run(run_id)
 
 
-@router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
+@router.get(
+    "/runs/{run_id}/log",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}, "application/octet-stream": {}}}},
+)
 async def run_log(
     run_id: RunId, tasse: TasseDep, follow: bool = False, raw: bool = False
 ) -> StreamingResponse:
