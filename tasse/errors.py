@@ -157,7 +157,7 @@ class StoreDriverMissingError(StoreUnusableError):
 
 
 class DataFolderError(TasseError):
-    """The data folder cannot be made this server's (its lock file cannot be opened)."""
+    """The data folder cannot be made this server's (not writable, or its lock not opened)."""
 
     def __init__(self, folder: Path | str, problem: str):
         self.folder = str(folder)

@@ -202,6 +202,8 @@ class TaskInfo(BaseModel):
     schedules: list[dict[str, Any] | str] = Field(default_factory=list)
     next_run_at: datetime | None = None
     last_run: Run | None = None
+    #: its runs alive now (queued or running), oldest first; `last_run` is the last ended
+    active_runs: list[Run] = Field(default_factory=list)
     error: str | None = None
     folder: str | None = None
     command: list[str] = Field(default_factory=list)

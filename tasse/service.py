@@ -106,6 +106,7 @@ class Tasse:
             self.rescan,
             on_removed=self._defined_removed,
             on_defined=self._defined,
+            until_idle=self.dispatcher.until_idle,
         )
         seeds = seed_files(settings)
         self.seeder = Seeder(self.catalog, seeds, settings.pre_seed_interval) if seeds else None
@@ -355,6 +356,7 @@ class Tasse:
                 state=state,
                 definition=definition,
                 pause=pause,
+                active_runs=self.dispatcher.alive(name),
             )
         env_of = task.reference or name  # a reference runs in its target's environment
         return task_info(
@@ -368,6 +370,7 @@ class Tasse:
             env_problem=self.envs.problem(env_of),
             policy=asdict(policy_of(task.spec, self.settings)),
             pause=pause,
+            active_runs=self.dispatcher.alive(name),
         )
 
     def pause(self, name: str, reason: str | None = None) -> TaskInfo:

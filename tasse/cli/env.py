@@ -1,4 +1,4 @@
-"""`tasse env NAME | gc`, and the environment `tasse run` uses: the same one as the server's."""
+"""`tasse env NAME | --gc`, and the environment `tasse run` uses: the same one as the server's."""
 
 from __future__ import annotations
 
@@ -25,7 +25,12 @@ def add_env_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="show (or build) a task's Python environment; `tasse env gc` collects garbage",
     )
-    env.add_argument("name", help="a task name, or `gc` to remove unused environments")
+    env.add_argument(
+        "name", nargs="?", help="a task name (`gc` alone, with no task of that name: as --gc)"
+    )
+    env.add_argument(
+        "--gc", action="store_true", help="remove the environments no task folder needs"
+    )
     env.add_argument("--build", action="store_true", help="build it now if it is not built")
     env.add_argument("--rebuild", action="store_true", help="build it again from scratch")
     env.add_argument(
@@ -95,8 +100,12 @@ def env_problem(settings: Settings, task: Task, build: bool = False) -> TaskEnvE
 
 
 def _env(settings: Settings, args: argparse.Namespace) -> int:
-    if args.name == "gc":
+    if args.gc or _means_gc(settings, args.name):
+        if args.gc and args.name is not None:
+            raise TasseError("tasse env --gc takes no task name")
         return _collect_garbage(settings, args)
+    if args.name is None:
+        raise TasseError("tasse env: give a task name, or --gc")
     task = discovery.load_by_name(settings.tasks_dir, args.name)
     planned = plan_for(settings, task)
     if planned is None:
@@ -126,6 +135,12 @@ def _env(settings: Settings, args: argparse.Namespace) -> int:
     for key, value in rows.items():
         print(f"{key + ':':<14}{value}")
     return 0
+
+
+def _means_gc(settings: Settings, name: str | None) -> bool:
+    # `tasse env gc` predates --gc: it still collects, unless a task is named gc (then it is
+    # that task's environment, and --gc collects).
+    return name == "gc" and not (settings.tasks_dir / name).is_dir()
 
 
 def _not_ready(cache: EnvCache, digest: str) -> str:

@@ -16,13 +16,17 @@ from pydantic import ValidationError
 
 from tasse import __version__
 from tasse.cli.env import add_env_commands, env_problem, environment_for
+from tasse.cli.examples import add_examples
 from tasse.cli.import_crontab import add_import_commands
 from tasse.cli.pause import add_pause_commands
+from tasse.cli.remote import server_options
+from tasse.cli.upcoming import served_fires
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.runner import run_in_foreground
 from tasse.schedule.triggers import RebootTrigger, crontab_trigger, upcoming
 from tasse.settings import Settings
+from tasse.store.data_folder import check_writable
 from tasse.store.data_lock import DataLock
 from tasse.store.runs import check_store
 from tasse.tasks import discovery
@@ -172,7 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_validate)
 
     upcoming_ = commands.add_parser(
-        "next", parents=[common], help="the next fire times of a task or a crontab line"
+        "next",
+        parents=[common, server_options()],
+        help="the next fire times of a task (the running server's, if one runs) or a crontab line",
     )
     upcoming_.add_argument("name", help='a task name, or a crontab line like "*/5 * * * *"')
     upcoming_.add_argument("--timezone", help="for a crontab line (default: the server's)")
@@ -182,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     add_env_commands(commands, common)
     add_pause_commands(commands, common)
     add_import_commands(commands, common)
+    add_examples(parser)
     return parser
 
 
@@ -189,6 +196,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # The data folder first, before the store is opened (or migrated), runs are marked
     # interrupted, leftovers are killed or the port is bound: a second server on the same
     # folder must refuse at once, touching nothing. Released once the server has stopped.
+    # Before it, whether the folder can be written at all: one line naming the fix, not a
+    # traceback (a bind mount the container's user does not own).
+    check_writable(settings.data_dir)
     with DataLock(settings.data_dir):
         from tasse.http.server import serve  # only `serve` needs the server stack
 
@@ -279,12 +289,17 @@ def _next(settings: Settings, args: argparse.Namespace) -> int:
             triggers: Sequence[Any] = [crontab_trigger(args.name, zone)]
         except (ValueError, KeyError) as error:
             raise TasseError(f"crontab line {args.name!r}: {error}") from None
-        what = f"crontab line {args.name!r}"
+        what, served = f"crontab line {args.name!r}", None
     else:
         task, triggers = _load(settings, args.name)
         what = f"task {task.name!r}" + ("" if task.spec.enabled else " (disabled)")
         triggers = triggers if task.spec.enabled else []
-    fires = upcoming(triggers, args.count, datetime.now(UTC))
+        # A running server's times, as `/next` lists them (an interval counts from when
+        # the server scheduled it), in the zone this process would show them in.
+        zone = ZoneInfo(task.spec.timezone or settings.timezone)
+        served = served_fires(settings, task.name, args.count)
+        served = None if served is None else [fire.astimezone(zone) for fire in served]
+    fires = upcoming(triggers, args.count, datetime.now(UTC)) if served is None else served
     reboot = any(isinstance(trigger, RebootTrigger) for trigger in triggers)
     if reboot:
         print(f"{what} fires once each time the server starts (@reboot)", file=sys.stderr)

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import sys
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from tasse.cli.remote import ask_server, server_options
 from tasse.errors import DataFolderBusyError, TaskNameError, TaskNotFoundError, TasseError
 from tasse.models import PauseRequest
 from tasse.settings import Settings
@@ -31,17 +29,10 @@ from tasse.store.runs import RunStore, check_store
 from tasse.store.writer import RecordWriter
 from tasse.values import TASK_NAME_PATTERN
 
-#: seconds the server has to answer
-ANSWER_TIMEOUT = 10.0
-
 
 def add_pause_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register `tasse pause` and `tasse resume`."""
-    server = argparse.ArgumentParser(add_help=False)
-    server.add_argument(
-        "--http-listen-address", help="the running server's HOST:PORT (default: 127.0.0.1:4243)"
-    )
-    server.add_argument("--api-token-file", help="file with the server's API token")
+    server = server_options()
     pause = commands.add_parser(
         "pause", parents=[common, server], help="pause a task: its fires are recorded as skipped"
     )
@@ -82,7 +73,7 @@ def _change(
     try:
         lock.acquire()
     except DataFolderBusyError:
-        task = _ask_server(settings, f"/tasks/{quote(name)}/{action}", body)
+        task = ask_server(settings, f"/tasks/{quote(name)}/{action}", body)
         at = task.get("paused_at")
         return Pause(datetime.fromisoformat(at), task.get("paused_reason")) if at else None
     try:
@@ -115,36 +106,3 @@ def _write(settings: Settings, store: RunStore, name: str, pause: Pause | None) 
         table.save({name: pause})
         current = pause
     return current
-
-
-def _ask_server(settings: Settings, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    host = settings.host
-    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
-    base = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
-    headers = {"Content-Type": "application/json"}
-    if settings.api_token is not None:
-        headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
-    request = urllib.request.Request(base + path, json.dumps(body).encode(), headers, method="POST")
-    # The server is this machine's or named by its address: no proxy stands between.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=ANSWER_TIMEOUT) as response:
-            answer: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as error:
-        hint = " (give the token: TASSE_API_TOKEN or --api-token-file)" * (error.code == 401)
-        raise TasseError(f"{_detail(error)}{hint} (HTTP {error.code} from {base})") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise TasseError(
-            f"the server on {settings.data_dir.absolute()} does not answer at {base} ({reason});"
-            " give its address with --http-listen-address"
-        ) from None
-    return answer
-
-
-def _detail(error: urllib.error.HTTPError) -> str:
-    try:
-        detail = json.loads(error.read())["detail"]
-    except (ValueError, KeyError, TypeError, OSError):
-        return str(error.reason)
-    return detail if isinstance(detail, str) else json.dumps(detail)

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from tasse.envs import pip_config
 from tasse.envs.dependencies import REQUIREMENTS
 from tasse.envs.plans import EnvPlan, uv_binary
 from tasse.envs.processes import processes_with
@@ -125,16 +126,30 @@ def commands(plan: EnvPlan, target: Path, find_links: str | None) -> Iterator[li
 
 
 def installer_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The server's environment with index settings in both pip's and uv's spelling."""
+    """The server's environment with index settings in both pip's and uv's spelling.
+
+    Settings come from the variables, and then from pip's configuration files (which uv
+    does not read), as pip would take them: a variable wins over a file.
+    """
     result = {k: v for k, v in environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    files = pip_config.configured(environ)
     for pip_name, uv_name in _INDEX_VARIABLES.items():
+        if pip_name not in result and uv_name not in result and pip_name in files:
+            result[pip_name] = files[pip_name]
         if pip_name in result and uv_name not in result:
-            result[uv_name] = result[pip_name]
+            result[uv_name] = _respelled(pip_name, result[pip_name], to_uv=True)
         elif uv_name in result and pip_name not in result:
-            result[pip_name] = result[uv_name]
+            result[pip_name] = _respelled(pip_name, result[uv_name], to_uv=False)
     # Never download an interpreter: a task asks for one the machine has.
     result["UV_PYTHON_DOWNLOADS"] = "never"
     return result
+
+
+def _respelled(pip_name: str, value: str, to_uv: bool) -> str:
+    # pip separates several find-links with blanks, uv with commas (its other lists: blanks).
+    if pip_name != "PIP_FIND_LINKS":
+        return value
+    return ",".join(value.split()) if to_uv else " ".join(value.replace(",", " ").split())
 
 
 def installers_in(builds: Path) -> dict[int, Path]:

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tasse.errors import TaskConfigError
 from tasse.http.failures import guarded
+from tasse.http.text import TEXT_HEADERS, TEXT_TYPE, as_text, raw_headers
 from tasse.models import (
     Counts,
     EnvInfo,
@@ -201,11 +202,23 @@ async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
     return await tasse.get_run(run_id)
 
 
-@router.get("/runs/{run_id}/log", response_class=PlainTextResponse)
-async def run_log(run_id: RunId, tasse: TasseDep, follow: bool = False) -> StreamingResponse:
-    """The run's output (streamed from its file); with `follow=true` until the run ends."""
-    chunks = guarded(await tasse.follow_log(run_id, live=follow), f"the log of run {run_id}")
-    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
+@router.get(
+    "/runs/{run_id}/log",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}, "application/octet-stream": {}}}},
+)
+async def run_log(
+    run_id: RunId, tasse: TasseDep, follow: bool = False, raw: bool = False
+) -> StreamingResponse:
+    """The run's output as UTF-8 text (invalid bytes as U+FFFD), streamed from its file;
+    with `follow=true` until the run ends; with `raw=true` the bytes as written, to save."""
+    chunks = await tasse.follow_log(run_id, live=follow)
+    if raw:
+        raw_chunks = guarded(chunks, f"the log of run {run_id}")
+        headers = raw_headers(f"{run_id}.log")
+        return StreamingResponse(raw_chunks, media_type="application/octet-stream", headers=headers)
+    text = guarded(as_text(chunks), f"the log of run {run_id}")
+    return StreamingResponse(text, media_type=TEXT_TYPE, headers=TEXT_HEADERS)
 
 
 @router.post("/runs/{run_id}/cancel", dependencies=Authorized)

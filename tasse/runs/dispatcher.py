@@ -14,7 +14,7 @@ from tasse.envs.provisioner import Pending, Provisioner
 from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError, TaskEnvError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.execution import ActiveRun, Executor
-from tasse.runs.ledger import PAUSED, not_run_record, not_run_records
+from tasse.runs.ledger import PAUSED, DowntimeTally, not_run_record, not_run_records
 from tasse.runs.logs import RunLogWriter
 from tasse.runs.places import Places
 from tasse.runs.policies import Policy, decide_fires, policy_of, retry_delay
@@ -25,6 +25,9 @@ from tasse.store.writer import RecordWriter
 from tasse.tasks.task import Task
 
 logger = logging.getLogger(__name__)
+
+#: seconds the summary of the fires due while the server was down waits for all of them
+DOWNTIME_GATHER = 0.5
 
 #: finished runs kept in memory for clients that poll them
 RECENT_RUNS = 1000
@@ -71,6 +74,9 @@ class Dispatcher:
         self._deferred: set[asyncio.Task[None]] = set()
         #: tasks that caught up a fire missed while down (`catchup: latest` does it once)
         self._caught_up: set[str] = set()
+        #: fires that came due while the server was down, logged in one line at start
+        self._downtime = DowntimeTally()
+        self._downtime_line: asyncio.TimerHandle | None = None
         #: fire times before this came due while the server was down (catch-up applies)
         self.started_at = datetime.now(UTC)
         #: each task's newest run, so listing 10,000 tasks needs no query
@@ -84,6 +90,11 @@ class Dispatcher:
     def active(self, run_id: str) -> ActiveRun | None:
         """The live run with this id, if it is still running."""
         return self._active.get(run_id)
+
+    def alive(self, name: str) -> list[Run]:
+        """The task's runs alive now (queued or running), oldest first."""
+        runs = [a.run for a in self._active.values() if a.run.task == name]
+        return sorted(runs, key=lambda run: run.id)
 
     def running_tasks(self) -> set[str]:
         """The tasks a run of which is running now (not just waiting for its turn)."""
@@ -99,7 +110,7 @@ class Dispatcher:
         decision = decide_fires(due, datetime.now(UTC), self.started_at, policy, caught_up)
         if decision.run and decision.run[0] < self.started_at:
             self._caught_up.add(task.name)
-        self._record(not_run_records(task.name, decision.not_run))
+        self._record_not_run(task.name, decision.not_run, decision.run)
         # Caught-up fires (`catchup: all`) and the catch-ups of a clock change (a burst,
         # policies.BURST) run one after another, whatever the overlap.
         in_turn = len(decision.run) > 1
@@ -118,6 +129,28 @@ class Dispatcher:
                 )
             except TaskEnvError as error:
                 self._record([not_run_record(task.name, scheduled, RunStatus.failed, str(error))])
+
+    def _record_not_run(
+        self, name: str, not_run: list[tuple[datetime, RunStatus, str]], run: list[datetime]
+    ) -> None:
+        # Fires due while the server was down are summed up in one line for all tasks (a
+        # restart after days would log thousands), each still recorded on its own.
+        down = [outcome for outcome in not_run if outcome[0] < self.started_at]
+        up = [outcome for outcome in not_run if outcome[0] >= self.started_at]
+        self._record(not_run_records(name, down), logging.DEBUG)
+        self._record(not_run_records(name, up))
+        for status in {status for _, status, _ in down}:
+            self._downtime.add(name, [t for t, s, _ in down if s is status], status.value)
+        self._downtime.add(name, [t for t in run if t < self.started_at], "caught up")
+        if (down or run) and self._downtime_line is None:
+            # APScheduler hands over every due schedule in one pass: the line waits for all.
+            loop = asyncio.get_running_loop()
+            self._downtime_line = loop.call_later(DOWNTIME_GATHER, self._log_downtime)
+
+    def _log_downtime(self) -> None:
+        self._downtime_line = None
+        if (line := self._downtime.take()) is not None:
+            logger.warning("%s", line)
 
     def _overlapping_fire(self, task: Task, policy: Policy, scheduled: datetime) -> None:
         alive = self._places.holders(task.name)
@@ -210,6 +243,11 @@ class Dispatcher:
         for active in self._places.waiting(name) + self._places.holders(name):
             if active.process is None:
                 active.stop("its task was removed before it started")
+
+    async def until_idle(self, name: str) -> None:
+        """Wait until no run of the task is alive, waiting or running."""
+        for active in [a for a in self._active.values() if a.run.task == name]:
+            await active.done.wait()
 
     async def cancel(self, run_id: str) -> Run:
         """Stop a live run and wait until it has ended (at most its kill grace and 5 s)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -46,3 +47,44 @@ def not_run_records(task: str, outcomes: Sequence[tuple[datetime, RunStatus, str
         )
     records += [not_run_record(task, *outcome) for outcome in one_by_one]
     return records
+
+
+class DowntimeTally:
+    """The fires that came due while the server was down, summed up for one line of the log.
+
+    After days of downtime a restart finds thousands of them; each is in its task's history,
+    and the log says so once rather than once per fire.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._outcomes: Counter[str] = Counter()
+        self._tasks: set[str] = set()
+        self._first: datetime | None = None
+        self._last: datetime | None = None
+
+    def add(self, task: str, scheduled: Sequence[datetime], outcome: str) -> None:
+        """Count fires of `task` at these times as `outcome` (`missed`, `caught up`, …)."""
+        if not scheduled:
+            return
+        self._tasks.add(task)
+        self._outcomes[outcome] += len(scheduled)
+        low, high = min(scheduled), max(scheduled)
+        self._first = low if self._first is None else min(self._first, low)
+        self._last = high if self._last is None else max(self._last, high)
+
+    def take(self) -> str | None:
+        """The summary of what was counted since the last call (None if nothing), and reset."""
+        if self._first is None or self._last is None:
+            return None
+        total = sum(self._outcomes.values())
+        outcomes = ", ".join(f"{n} {what}" for what, n in sorted(self._outcomes.items()))
+        line = (
+            f"{total} fire time(s) of {len(self._tasks)} task(s) came due while the server "
+            f"was down ({self._first.isoformat()} to {self._last.isoformat()}): {outcomes}; "
+            "each is in its task's history (GET /tasks/{name}/runs)"
+        )
+        self._reset()
+        return line

@@ -35,6 +35,8 @@ class Policy:
     retry_delay: float = 10.0
     retry_max_delay: float = 3600.0
     kill_grace: float = 10.0
+    #: seconds of random delay, at most, for each schedule that sets none of its own
+    jitter: float = 0.0
 
 
 def policy_of(spec: TaskSpec, settings: Settings) -> Policy:
@@ -51,6 +53,7 @@ def policy_of(spec: TaskSpec, settings: Settings) -> Policy:
         retry_delay=spec.retry_delay,
         retry_max_delay=spec.retry_max_delay,
         kill_grace=settings.kill_grace if spec.kill_grace is None else spec.kill_grace,
+        jitter=spec.jitter or 0.0,
     )
 
 

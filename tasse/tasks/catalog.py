@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping
+import shutil
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,12 @@ class Catalog:
         rescan: Callable[[set[str]], Any],
         on_removed: Callable[[str], None] = lambda name: None,
         on_defined: Callable[[str, bool], None] = lambda name, new: None,
+        until_idle: Callable[[str], Awaitable[None]] | None = None,
     ):
         self._settings = settings
+        #: waits until no run of the task is alive (its work folder is theirs till then)
+        self._until_idle = until_idle
+        self._chores: set[asyncio.Task[None]] = set()
         #: told of each task removed (its runs that have not started are cancelled)
         self._on_removed = on_removed
         #: told of each task created (True) or replaced (False) once it is scheduled
@@ -209,6 +214,16 @@ class Catalog:
         self._scheduler.remove(name)
         self._envs.forget(name)
         self._on_removed(name)
+        chore = asyncio.get_running_loop().create_task(self._clear_work_folder(name))
+        self._chores.add(chore)
+        chore.add_done_callback(self._chores.discard)
+
+    async def _clear_work_folder(self, name: str) -> None:
+        # Once its runs have ended: a run still going keeps the folder it works in.
+        if self._until_idle is not None:
+            await self._until_idle(name)
+        if name not in self.stored:  # not defined again meanwhile
+            await asyncio.to_thread(remove_work_folder, self.work_dir / name)
 
     def _refuse_folder_task(self, name: str) -> None:
         entry = self._registry.entries.get(name)
@@ -232,9 +247,24 @@ class Catalog:
         return shown_definition(item.definition) if item else None
 
 
+def remove_work_folder(folder: Path) -> None:
+    """Remove a deleted task's `data/work/<name>` (a symlink there: only the link)."""
+    try:
+        if folder.is_symlink():
+            folder.unlink()
+        else:
+            shutil.rmtree(folder)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        logger.warning("the work folder %s of a deleted task cannot be removed: %s", folder, error)
+        return
+    logger.info("removed the work folder %s of a deleted task", folder)
+
+
 def validate(data: Mapping[str, Any], name: str, file: str = API_BODY) -> TaskDefinition:
     """A definition from plain data; a bad one raises TaskConfigError naming the key."""
     try:
         return TaskDefinition.model_validate(data)
     except ValidationError as error:
-        raise config_error(name, file, error) from None
+        raise config_error(name, file, error, TaskDefinition) from None

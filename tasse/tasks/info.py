@@ -23,6 +23,7 @@ def task_info(
     policy: dict[str, Any] | None = None,
     definition: dict[str, Any] | None = None,
     pause: Pause | None = None,
+    active_runs: list[Run] | None = None,
 ) -> TaskInfo:
     """The task as shown: a broken one with its error, a loaded one with all it is."""
     task = entry.task
@@ -39,6 +40,7 @@ def task_info(
             enabled=False,
             error=error,
             last_run=last_run,
+            active_runs=active_runs or [],
             definition=definition,
             **pause_fields,
             state=state,
@@ -56,6 +58,7 @@ def task_info(
         ],
         next_run_at=next_run_at,
         last_run=last_run,
+        active_runs=active_runs or [],
         error=error or env_problem,
         folder=str(task.folder) if task.reference is None else None,
         command=shown_command(task),

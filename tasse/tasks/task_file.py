@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tasse.errors import TaskConfigError
+from tasse.tasks.keys import keys_at, near_key
 from tasse.tasks.task import TaskSpec
 from tasse.values import shorten
 
@@ -72,7 +73,8 @@ def _parse_yaml(name: str, file: Path, text: str) -> Any:
         too_deep = _nests_deeper_than(MAX_NESTING, text)
         data = None if too_deep else yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
-        raise TaskConfigError(name, file, f"is not valid YAML: {_yaml_problem(error)}") from None
+        problem = _tab_problem(text, error) or _yaml_problem(error)
+        raise TaskConfigError(name, file, f"is not valid YAML: {problem}") from None
     except (ValueError, LookupError, AttributeError) as error:
         # PyYAML's scalar constructors let Python's errors through: ValueError for
         # `2020-13-45` or a 5000-digit int, KeyError for `!!bool maybe`, AttributeError
@@ -107,12 +109,39 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
-def config_error(name: str, file: Path | str, error: ValidationError) -> TaskConfigError:
+def _tab_problem(text: str, error: yaml.YAMLError) -> str | None:
+    # PyYAML says "found character that cannot start any token": the user sees no tab.
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    if "\t" not in indent:
+        return None
+    return (
+        f"line {mark.line + 1} is indented with a tab; YAML forbids tabs for indentation, "
+        "indent with spaces instead"
+    )
+
+
+def config_error(
+    name: str, file: Path | str, error: ValidationError, schema: type[BaseModel] = TaskSpec
+) -> TaskConfigError:
     """The first problem of a validation, naming its key, with the bad value shortened."""
-    first = error.errors(include_url=False)[0]
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    if first["type"] == "missing":
+        # `rundate:` for `run_date:` is both a missing key and an unknown one: the unknown
+        # one beside it says what was meant.
+        beside = [p for p in problems if p["type"] == "extra_forbidden"]
+        beside = [p for p in beside if p["loc"][:-1] == first["loc"][:-1]]
+        first = beside[0] if beside else first
     key = _key_path(first["loc"])
     if first["type"] == "extra_forbidden":
-        return TaskConfigError(name, file, f"unknown key {key.rpartition('.')[2]!r}", key)
+        unknown = key.rpartition(".")[2]
+        hint = near_key(unknown, keys_at(schema, first["loc"][:-1]))
+        return TaskConfigError(name, file, f"unknown key {unknown!r}{hint}", key)
     problem = shorten(first["msg"])  # many quote the bad value, which may be huge
     if first["type"] not in ("missing", SECRET_INPUT):
         problem += f" (got {_short.repr(first['input'])})"

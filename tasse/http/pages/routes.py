@@ -19,6 +19,7 @@ from tasse.http.pages.charts import duration_chart, outcome_calendar, timeline
 from tasse.http.pages.problems import Problem, problems_of
 from tasse.http.pages.session import Session, session_of
 from tasse.http.pages.templating import render
+from tasse.http.text import TEXT_HEADERS
 from tasse.models import RunStatus, TaskSource, TaskState
 from tasse.schedule.wording import describe_all
 from tasse.service import Tasse
@@ -197,7 +198,8 @@ async def env_log(name: TaskName, tasse: TasseDep) -> PlainTextResponse:
     """The output of the task's last environment build."""
     tasse.get_task(name)  # 404 for a task that does not exist
     tail = views.log_tail(tasse.layout.env_log(name), limit=4 * 1024 * 1024)
-    return PlainTextResponse(tail.text or "no environment build has written output yet\n")
+    text = tail.text or "no environment build has written output yet\n"
+    return PlainTextResponse(text, headers=TEXT_HEADERS)
 
 
 @router.get("/", response_class=HTMLResponse)
