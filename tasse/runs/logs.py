@@ -14,6 +14,10 @@ from tasse.store.log_files import LogLayout
 CHUNK = 64 * 1024
 #: a line longer than this goes to log.txt in pieces
 MAX_LINE = 64 * 1024
+#: bytes of the newest output kept to name a failure by its last line
+TAIL = 1024
+#: characters of that line a run's error takes
+LAST_LINE = 200
 
 
 def _timestamp() -> bytes:
@@ -41,6 +45,7 @@ class RunLogWriter:
         #: Tasse's notes from before the files are opened (a run waiting for its turn
         #: holds no files, so a thousand of them do not exhaust descriptors)
         self._early_notes: list[bytes] = []
+        self._tail = b""
 
     def open(self) -> None:
         """Create the folders and open both files for appending."""
@@ -60,6 +65,7 @@ class RunLogWriter:
         """Append a chunk of output; complete lines go to log.txt with a timestamp each."""
         assert self._run_file is not None
         assert self._task_file is not None
+        self._tail = (self._tail + chunk[-TAIL:])[-TAIL:]
         if len(chunk) > self._room:
             chunk = self._keep_within_limit(chunk)
             if not chunk:
@@ -80,6 +86,13 @@ class RunLogWriter:
             self._partial[:] = chunk[end + 1 :]
             self._write_lines(lines)
         self._notify()
+
+    @property
+    def last_line(self) -> str:
+        """The output's last line that is not blank, shortened (a failure's likely reason)."""
+        lines = self._tail.decode("utf-8", "replace").splitlines()
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        return last if len(last) <= LAST_LINE else last[: LAST_LINE - 1] + "…"
 
     def _keep_within_limit(self, chunk: bytes) -> bytes:
         # A flood of output must not fill the disk: keep the first part, count the rest.

@@ -239,7 +239,12 @@ class RunProcess:
         if code < 0:
             name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
             return Outcome(RunStatus.failed, code, f"killed by signal {name}")
-        return Outcome(RunStatus.failed, code, f"exited with code {code}")
+        # The last line is most often the reason (a traceback's, a database's error):
+        # shown with the run, a failure reads without opening its log.
+        last = self._writer.last_line
+        return Outcome(
+            RunStatus.failed, code, f"exited with code {code}" + (f": {last}" if last else "")
+        )
 
     def kill(self) -> None:
         """Stop the whole process group at once (when Tasse itself cannot go on with the run)."""

@@ -165,8 +165,22 @@ async def test_nonzero_exit_is_failed_with_the_code(tasse: Tasse, make_task: Mak
     run, _ = await run_task(tasse, "bad")
     assert run.status is RunStatus.failed
     assert run.exit_code == 3
+    assert run.error == "exited with code 3"  # it printed nothing
+
+
+async def test_a_failure_is_named_by_the_last_line_it_printed(
+    tasse: Tasse, make_task: MakeTask
+) -> None:
+    script = "print('working')\nprint('x' * 5000)\n1 / 0\n"
+    await add_task(tasse, make_task, "crash", script=script)
+    run, _ = await run_task(tasse, "crash")
+    assert run.error == "exited with code 1: ZeroDivisionError: division by zero"
+    await add_task(tasse, make_task, "long", script="import sys\nsys.exit('y' * 5000 + '\\n\\n')\n")
+    run, _ = await run_task(tasse, "long")
     assert run.error is not None
-    assert "3" in run.error
+    assert run.error.startswith("exited with code 1: yyy")
+    assert len(run.error) == len("exited with code 1: ") + 200
+    assert run.error.endswith("…")
 
 
 # -- output ------------------------------------------------------------------------------------
