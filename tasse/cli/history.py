@@ -124,9 +124,9 @@ def _say_where_it_stands(run: Run, had_output: bool) -> None:
     # output needs no word; anything else would leave the reader guessing.
     if run.status is RunStatus.succeeded and had_output:
         return
-    why = f": {run.error}" if run.error else ""
-    live = " (-f follows it)" if not run.status.is_final else ""
-    print(f"tasse: run {run.id} is {run.status.value}{why}{live}", file=sys.stderr)
+    why = f" ({run.error})" if run.error else ""
+    live = "; -f follows it" if not run.status.is_final else ""
+    print(f"tasse: run {run.id}: {run.status.value}{why}{live}", file=sys.stderr)
 
 
 def _runs(settings: Settings, args: argparse.Namespace) -> int:
