@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from tasse.cli.build_progress import build_progress
 from tasse.envs.environments import EnvCache, Environment
 from tasse.envs.installer import EnvBuildError
 from tasse.envs.interpreters import NoInterpreterError
@@ -69,7 +70,8 @@ def environment_for(settings: Settings, task: Task, rebuild: bool = False) -> En
         f"tasse: building the environment of task {task.name!r} ({planned.hash})…", file=sys.stderr
     )
     try:
-        return cache.build(planned, force=rebuild)
+        with build_progress(cache.log_file(planned.hash)):
+            return cache.build(planned, force=rebuild)
     except (EnvBuildError, OSError) as error:
         raise TaskEnvError(task.name, f"failed to build: {error}") from None
 

@@ -16,7 +16,8 @@ examples:
 
 `tasse COMMAND --help` shows each command's flags and examples."""
 
-#: each command's examples, by its name
+#: each command's examples, by its name (status, list, logs, runs and new keep theirs beside
+#: their flags, in overview.py, history.py and scaffold.py)
 COMMANDS = {
     "serve": """\
 examples:
@@ -29,10 +30,6 @@ examples:
   tasse run helloworld
   tasse run greet --param name=Ada
   tasse run report -- --verbose --since yesterday""",
-    "list": """\
-examples:
-  tasse list
-  tasse list --data-dir /srv/tasse""",
     "validate": """\
 examples:
   tasse validate                   plan every task and its environment; exit 1 if any is broken

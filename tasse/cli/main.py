@@ -1,4 +1,5 @@
-"""`tasse serve | run | list | validate | next | env | pause | resume | import`: the command
+"""`tasse serve | run | list | validate | next | env | pause | resume | import | status | logs |
+runs | new`: the command
 line; settings built here. Flags without a sub-command serve, as Supertask's command line does."""
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from pydantic import ValidationError
 from tasse import __version__
 from tasse.cli.env import add_env_commands, env_problem, environment_for
 from tasse.cli.examples import add_examples
+from tasse.cli.history import add_history_commands
 from tasse.cli.import_crontab import add_import_commands
+from tasse.cli.overview import add_overview_commands
 from tasse.cli.pause import add_pause_commands
 from tasse.cli.remote import server_options
+from tasse.cli.scaffold import add_new_command
 from tasse.cli.upcoming import served_fires
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
@@ -162,9 +166,6 @@ def _parser() -> argparse.ArgumentParser:
     run.epilog = "Arguments after `--` are appended to the task's command."
     run.set_defaults(handler=_run)
 
-    listing = commands.add_parser("list", parents=[common], help="list tasks and their state")
-    listing.set_defaults(handler=_list)
-
     validate = commands.add_parser(
         "validate", parents=[common], help="check every task folder; exit 1 if any is broken"
     )
@@ -188,6 +189,9 @@ def _parser() -> argparse.ArgumentParser:
     add_env_commands(commands, common)
     add_pause_commands(commands, common)
     add_import_commands(commands, common)
+    add_overview_commands(commands, common)
+    add_history_commands(commands, common)
+    add_new_command(commands, common)
     add_examples(parser)
     return parser
 
@@ -241,23 +245,6 @@ def _scan(settings: Settings) -> dict[str, Prepared | TasseError]:
     for name in scan.rejected:
         prepared[name] = TaskNameError(name)
     return dict(sorted(prepared.items()))
-
-
-def _list(settings: Settings, args: argparse.Namespace) -> int:
-    now = datetime.now(UTC)
-    rows = [("NAME", "NEXT RUN", "STATE")]
-    for name, result in _scan(settings).items():
-        if isinstance(result, Exception):
-            rows.append((name, "-", f"error: {result}"))
-            continue
-        task, triggers = result
-        fires = upcoming(triggers, 1, now) if task.spec.enabled else []
-        state = "disabled" if not task.spec.enabled else ("on demand" if not triggers else "ok")
-        rows.append((name, fires[0].isoformat(timespec="seconds") if fires else "-", state))
-    width = [max(len(row[i]) for row in rows) for i in range(2)]
-    for row in rows:
-        print(f"{row[0]:<{width[0]}}  {row[1]:<{width[1]}}  {row[2]}")
-    return 0
 
 
 def _validate(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from pathlib import Path
 
 import pytest
 
-from tasse.cli.examples import COMMANDS
 from tasse.cli.main import _parser, main
 from tests.envs.test_env_e2e import tasse
 
@@ -26,7 +26,12 @@ def _example_lines(text: str) -> list[str]:
     return [line.strip() for line in examples.splitlines() if line.startswith("  tasse ")]
 
 
-@pytest.mark.parametrize("argv", [(), *((name,) for name in COMMANDS)])
+def _commands() -> list[str]:
+    found = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(found[0].choices)
+
+
+@pytest.mark.parametrize("argv", [(), *((name,) for name in _commands())])
 def test_help_ends_with_examples_that_parse(
     capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
 ) -> None:
@@ -36,14 +41,17 @@ def test_help_ends_with_examples_that_parse(
     assert len(lines) >= 1
     for line in lines:
         # The command without its comment (two spaces or more), as main() splits it.
-        words = shlex.split(re.split(r"\s{2,}", line)[0])[1:]
+        # ... and before a pipe into another program
+        words = shlex.split(re.split(r"\s{2,}| \| ", line)[0])[1:]
         words = words[: words.index("--")] if "--" in words else words
         assert _parser().parse_args(words).command == (argv[0] if argv else words[0]), line
 
 
-def test_every_command_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_command_has_examples_once(capsys: pytest.CaptureFixture[str]) -> None:
     listed = _help(capsys).partition("{")[2].partition("}")[0].split(",")
-    assert set(listed) == set(COMMANDS)
+    assert set(listed) == set(_commands())
+    for name in listed:
+        assert _help(capsys, name).count("examples:") == 1, name
 
 
 def test_the_examples_keep_their_lines(capsys: pytest.CaptureFixture[str]) -> None:
