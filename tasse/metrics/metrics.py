@@ -27,7 +27,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from tasse.metrics.text import Samples, family
+from tasse.metrics.text import Samples, family, labels
 from tasse.models import Run, RunStatus
 from tasse.runs.ledger import fires_of
 
@@ -99,10 +99,12 @@ class Metrics:
             "Notification delivery attempts that failed (each retry counts)",
             registry=registry,
         )
-        #: (task, status, trigger) → runs ended so
-        self._runs: Tally[tuple[str, ...]] = Tally()
-        #: status → (task,) → fire times that did not run so
-        self._fires: dict[RunStatus, Tally[tuple[str, ...]]] = {s: Tally() for s in NOT_RUN}
+        #: the labels of (task, status, trigger) → runs ended so
+        self._runs: Tally[str] = Tally()
+        #: status → a task's labels → fire times that did not run so
+        self._fires: dict[RunStatus, Tally[str]] = {s: Tally() for s in NOT_RUN}
+        #: each task's `task="…"`, written once
+        self._task_labels: dict[str, str] = {}
         #: task → when its newest success finished (a POSIX timestamp)
         self._last_success: dict[str, float] = {}
 
@@ -118,14 +120,22 @@ class Metrics:
             self._note_end(run)
 
     def _note_end(self, run: Run) -> None:
-        self._runs[(run.task, run.status.value, run.trigger.value)] += 1
+        series = labels(task=run.task, status=run.status.value, trigger=run.trigger.value)
+        self._runs[series] += 1
         if run.status in self._fires:
-            self._fires[run.status][(run.task,)] += fires_of(run)
+            self._fires[run.status][self.task_labels(run.task)] += fires_of(run)
         if run.started_at is not None and run.finished_at is not None:
             seconds = (run.finished_at - run.started_at).total_seconds()
             self._duration.labels(run.status.value).observe(max(0.0, seconds))
         if run.status is RunStatus.succeeded and run.finished_at is not None:
             self._last_success[run.task] = run.finished_at.timestamp()
+
+    def task_labels(self, task: str) -> str:
+        """The task's `task="…"` label, written at its first use."""
+        found = self._task_labels.get(task)
+        if found is None:
+            found = self._task_labels[task] = labels(task=task)
+        return found
 
     def note_last_successes(self, found: Mapping[str, datetime]) -> None:
         """Take in the store's last successes (at start); newer ones noted meanwhile stay."""
@@ -155,13 +165,14 @@ class Metrics:
 
     def take(self, state: ServerState) -> Scrape:
         """Everything a scrape shows, copied now (on the loop), to render on any thread."""
-        known = state.tasks
+        known, task = state.tasks, self.task_labels
         return Scrape(
             registry=self._registry,
             state=state,
             runs=dict(self._runs),
             fires={status: dict(tally) for status, tally in self._fires.items()},
-            last_success={(t,): at for t, at in self._last_success.items() if t in known},
+            last_success={task(t): at for t, at in self._last_success.items() if t in known},
+            next_fire={task(t): at.timestamp() for t, at in state.next_fires.items()},
         )
 
 
@@ -174,6 +185,7 @@ class Scrape:
     runs: Samples
     fires: Mapping[RunStatus, Samples]
     last_success: Samples
+    next_fire: Samples
 
     def render(self) -> bytes:
         """The text of `/metrics`: prometheus_client's families, then the per-task ones."""
@@ -182,7 +194,7 @@ class Scrape:
     def _families(self) -> list[str]:
         state = self.state
         gauges = [
-            family(name, "gauge", help, (), {(): value})
+            family(name, "gauge", help, {"": value})
             for name, help, value in (
                 ("tasse_tasks", "Tasks known, broken ones included", len(state.tasks)),
                 ("tasse_tasks_broken", "Tasks whose definition or environment is broken",
@@ -201,7 +213,6 @@ class Scrape:
             "tasse_runs_total",
             "counter",
             "Runs ended since the server started, by task, outcome and trigger",
-            ("task", "status", "trigger"),
             self.runs,
         )
         fires = [
@@ -209,7 +220,6 @@ class Scrape:
                 f"tasse_fires_{status.value}_total",
                 "counter",
                 f"Fire times {status.value} since the server started",
-                ("task",),
                 self.fires[status],
             )
             for status in NOT_RUN
@@ -217,22 +227,17 @@ class Scrape:
         return [*gauges, runs, *fires, *self._per_task_times()]
 
     def _per_task_times(self) -> list[str]:
-        next_fires: Samples = {
-            (name,): at.timestamp() for name, at in self.state.next_fires.items()
-        }
         return [
             family(
                 "tasse_task_last_success_timestamp_seconds",
                 "gauge",
                 "When the task's newest successful run finished",
-                ("task",),
                 self.last_success,
             ),
             family(
                 "tasse_task_next_fire_timestamp_seconds",
                 "gauge",
                 "When the task's schedules fire next",
-                ("task",),
-                next_fires,
+                self.next_fire,
             ),
         ]

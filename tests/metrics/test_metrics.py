@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client.parser import text_string_to_metric_families
 
 from tasse.metrics.metrics import Metrics, ServerState
-from tasse.metrics.text import family
+from tasse.metrics.text import family, labels
 from tasse.models import Run, RunStatus, RunTrigger, new_run_id
 from tasse.runs.ledger import ONE_BY_ONE, not_run_records
 
@@ -110,7 +110,7 @@ def test_builds_and_notifications_are_counted() -> None:
 
 def test_the_text_writer_escapes_what_would_break_a_scrape() -> None:
     text = family(
-        "tasse_x_total", "counter", "help with \\ and\nnewline", ("task",), {('a"b\\c\nd',): 2}
+        "tasse_x_total", "counter", "help with \\ and\nnewline", {labels(task='a"b\\c\nd'): 2}
     )
     [parsed] = text_string_to_metric_families(text)
     assert parsed.type == "counter"
