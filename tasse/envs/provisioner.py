@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,9 +62,12 @@ class Provisioner:
         settings: Settings,
         layout: LogLayout,
         on_change: Callable[[list[str]], None] = lambda names: None,
+        on_built: Callable[[float, bool], None] = lambda seconds, ok: None,
     ):
         #: told, with the names of the tasks it serves, when a build begins or ends
         self._on_change = on_change
+        #: told how many seconds each build took and whether it succeeded (for metrics)
+        self._on_built = on_built
         self.cache = EnvCache(settings.venvs_dir, settings.find_links, settings.env_build_timeout)
         self._settings = settings
         self._layout = layout
@@ -246,19 +250,21 @@ class Provisioner:
                 self._ready[digest] = found
                 return
         loop = asyncio.get_running_loop()
+        began = time.monotonic()
         build = loop.run_in_executor(self._pool, self.cache.build, planned, force)
         self._building[digest] = build
-        build.add_done_callback(lambda done: self._built(planned, done))
+        build.add_done_callback(lambda done: self._built(planned, done, began))
         logger.info("environment %s: building (%s)", digest, planned.dependencies.source or "bare")
         self._on_change(self._users(digest))
 
-    def _built(self, planned: EnvPlan, build: asyncio.Future[Environment]) -> None:
+    def _built(self, planned: EnvPlan, build: asyncio.Future[Environment], began: float) -> None:
         digest = planned.hash
         self._building.pop(digest, None)
         if build.cancelled():
             self._failed[digest] = "its build was cancelled (Tasse stopped)"
             return
         error = build.exception()
+        self._on_built(time.monotonic() - began, error is None)
         names = self._users(digest)
         if error is None:
             self._ready[digest] = build.result()

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from tasse.errors import TaskConfigError
 from tasse.http.failures import guarded
 from tasse.http.text import TEXT_HEADERS, TEXT_TYPE, as_text, raw_headers
+from tasse.metrics.metrics import CONTENT_TYPE
 from tasse.models import (
     Counts,
     EnvInfo,
@@ -85,6 +86,12 @@ async def health(tasse: TasseDep) -> JSONResponse:
     return JSONResponse(
         jsonable_encoder(state), status_code=200 if state["status"] == "ok" else 503
     )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(tasse: TasseDep) -> Response:
+    """Prometheus metrics in the text format; open, like every read (docs/metrics.md)."""
+    return Response(await tasse.scrape_metrics(), media_type=CONTENT_TYPE)
 
 
 @router.get("/tasks")

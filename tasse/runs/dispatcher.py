@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -99,6 +99,10 @@ class Dispatcher:
     def running_tasks(self) -> set[str]:
         """The tasks a run of which is running now (not just waiting for its turn)."""
         return {a.run.task for a in self._active.values() if a.run.status is RunStatus.running}
+
+    def live_statuses(self) -> Counter[RunStatus]:
+        """How many live runs are running, and how many are queued (waiting to start)."""
+        return Counter(active.run.status for active in self._active.values())
 
     # -- fires and requests ----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,6 +14,8 @@ from tasse.models import Run, RunStatus, RunTrigger, new_run_id
 ONE_BY_ONE = 100
 #: the error of a fire (or a retry) that did not run because its task is paused
 PAUSED = "paused"
+#: how a summed-up record's reason begins (`not_run_records`): the fire times it stands for
+_SUMMED = re.compile(r"(\d+) fire times from ")
 
 
 def not_run_record(task: str, scheduled: datetime, status: RunStatus, reason: str) -> Run:
@@ -88,3 +91,9 @@ class DowntimeTally:
         )
         self._reset()
         return line
+
+
+def fires_of(record: Run) -> int:
+    """How many fire times a record of fires that did not run stands for (1 unless summed up)."""
+    summed = _SUMMED.match(record.error or "")
+    return int(summed.group(1)) if summed else 1
