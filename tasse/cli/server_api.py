@@ -23,6 +23,7 @@ from tasse.settings import Settings
 ANSWER_TIMEOUT = 10.0
 #: seconds a live stream may stay silent: longer than the server's heartbeat
 STREAM_TIMEOUT = 60.0
+_JSON = "application/json"
 _TOKEN_HINT = " (give the token: TASSE_API_TOKEN or --api-token-file)"
 
 
@@ -30,7 +31,7 @@ class ServerUnreachableError(TasseError):
     """No server answers at the address the CLI was told or defaults to."""
 
     def __init__(self, url: str, reason: object):
-        self.url = url
+        self.url, self.reason = url, reason
         super().__init__(f"no server answers at {url} ({reason})")
 
 
@@ -80,6 +81,11 @@ class ServerApi:
         with self._open(path, query, ANSWER_TIMEOUT) as response:
             return json.load(response)
 
+    def post_json(self, path: str, body: dict[str, Any], timeout: float = ANSWER_TIMEOUT) -> Any:
+        """The JSON answer to POST `path` with a JSON body."""
+        with self._open(path, {}, timeout, json.dumps(body).encode()) as response:
+            return json.load(response)
+
     def get_bytes(self, path: str, **query: Any) -> bytes:
         """The body of GET `path`, as it comes."""
         with self._open(path, query, ANSWER_TIMEOUT) as response:
@@ -92,10 +98,14 @@ class ServerApi:
         with self._open(path, query, STREAM_TIMEOUT) as response:
             yield from parse_events(response)
 
-    def _open(self, path: str, query: dict[str, Any], timeout: float) -> HTTPResponse:
+    def _open(
+        self, path: str, query: dict[str, Any], timeout: float, body: bytes | None = None
+    ) -> HTTPResponse:
         given = {key: value for key, value in query.items() if value is not None}
         url = self.url + path + (f"?{urlencode(given, doseq=True)}" if given else "")
-        request = urllib.request.Request(url, headers=self._headers)
+        headers = self._headers if body is None else {**self._headers, "Content-Type": _JSON}
+        method = "GET" if body is None else "POST"
+        request = urllib.request.Request(url, body, headers, method=method)
         try:
             response: HTTPResponse = self._opener.open(request, timeout=timeout)
         except urllib.error.HTTPError as error:

@@ -79,7 +79,7 @@ def follow_gated(server: Server, run_id: str, *flags: str, **env: str) -> None:
         (server.data_dir / "tasks" / "gated" / "gate").unlink(missing_ok=True)
     assert rest == "second line\n"
     assert follower.returncode == 1  # the run failed: so does following it
-    assert f"run {run_id}: failed (exited with code 3)" in errors
+    assert f"run {run_id}: failed (exited with code 3: second line)" in errors
 
 
 def test_logs_follow_the_live_log_and_end_with_the_run(start_server: StartServer) -> None:
@@ -127,7 +127,7 @@ def test_runs_status_and_list_from_the_server_and_from_the_data_folder(
     failed = online["failed runs"].stdout.splitlines()
     assert len(failed) == 2
     assert failed[1].split()[:3] == [ran[1]["id"], "manual", "failed"]
-    assert failed[1].endswith("exited with code 2")
+    assert failed[1].endswith("exited with code 2: oops")
 
     status = {task["name"]: task for task in json.loads(online["status"].stdout)}
     assert status["broken"]["state"] == "broken"
@@ -163,7 +163,7 @@ def test_runs_status_and_list_from_the_server_and_from_the_data_folder(
     assert _without_next(offline["list"]) == _without_next(online["list"])
     logs = tasse(server, "logs", "flaky")
     assert (logs.returncode, logs.stdout) == (0, "oops\n")
-    assert f"run {ran[1]['id']}: failed (exited with code 2)" in logs.stderr
+    assert f"run {ran[1]['id']}: failed (exited with code 2: oops)" in logs.stderr
 
 
 def _observed(server: Server) -> dict[str, subprocess.CompletedProcess[str]]:
