@@ -63,7 +63,13 @@ def test_installers_of_a_killed_server_are_stopped_and_their_build_redone(
     start_server: StartServer, builds: Path
 ) -> None:
     with _silent_index() as index:
-        first = start_server(PIP_INDEX_URL=index, UV_INDEX_URL=index, UV_HTTP_TIMEOUT="120")
+        # Only the silent index: pip.conf's (this machine's has local ones) would answer.
+        first = start_server(
+            PIP_INDEX_URL=index,
+            UV_INDEX_URL=index,
+            UV_HTTP_TIMEOUT="120",
+            PIP_CONFIG_FILE=os.devnull,
+        )
         assert first.process is not None
         add_task(first.data_dir, "sixer", {"task.py": SIX_SCRIPT, "requirements.txt": "six\n"})
         assert first.http.post("/rescan").status_code == 200
