@@ -214,7 +214,7 @@ class Notifier:
                 events=tuple(events),
                 run_id=run_id,
                 target=target.key,
-                shown_target=self._shown_of(target),
+                shown_target=self.shown_of(target),
                 created_at=now,
                 payload=payload,
             )
@@ -249,7 +249,8 @@ class Notifier:
         self._parsed[url] = self._known.setdefault(target.key, target)
         return target
 
-    def _shown_of(self, target: Target) -> str:
+    def shown_of(self, target: Target) -> str:
+        """The target as it may be shown (secrets masked), worked out once."""
         if target.key not in self._shown:
             self._shown[target.key] = shown(target)
         return self._shown[target.key]
@@ -381,7 +382,7 @@ class Notifier:
                 events=("test",),
                 run_id=None,
                 target=target.key,
-                shown_target=self._shown_of(target),
+                shown_target=self.shown_of(target),
                 created_at=now,
                 payload=payload,
             )

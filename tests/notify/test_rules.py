@@ -141,7 +141,7 @@ def test_secrets_in_targets_are_masked_wherever_shown(data_dir: Path) -> None:
     hook = f"webhook+https://hooks.example.org/x?secret={SECRET}"
     service = Tasse(notify_settings(data_dir, mail, hook))
     try:
-        shown = [service.notifier._shown_of(target) for target in service.notifier.targets]
+        shown = [service.notifier.shown_of(target) for target in service.notifier.targets]
     finally:
         service.store.close()
     assert all("hunter2" not in s and SECRET not in s for s in shown), shown
