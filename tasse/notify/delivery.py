@@ -83,7 +83,7 @@ class Delivery:
                 if notice.status is NoticeStatus.pending:
                     due = notice.next_attempt_at or notice.created_at
                     heapq.heappush(self._due, (due, next(self._order), notice))
-            self._wake.notify_all()
+            self._wake.notify(len(self._due))
 
     def note(self, notices: Iterable[Notice]) -> None:
         """Notifications that changed without being sent (held, digested): keep them shown."""

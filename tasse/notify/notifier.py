@@ -82,6 +82,8 @@ class Notifier:
         self.delivery = Delivery(writer, self._send, backoff, settings.notify_workers)
         self._writer = writer
         self._tick: asyncio.Task[None] | None = None
+        #: rows made on the loop and not yet handed to the delivery threads
+        self._to_deliver: list[Notice] = []
         self.started_at = self.now()
 
     def now(self) -> datetime:
@@ -259,10 +261,19 @@ class Notifier:
         held = [notice for notice in notices if notice.status is NoticeStatus.held]
         self.delivery.note(held)
         sending = [notice for notice in notices if notice.status is NoticeStatus.pending]
-        if sending:
-            # After the caller handed the rows to the writer with their runs (the same
-            # call on the loop): the delivery threads see them from the next iteration.
-            asyncio.get_running_loop().call_soon(self.delivery.add, sending)
+        if not sending:
+            return
+        # After the caller handed the rows to the writer with their runs (the same call on
+        # the loop), and all of one loop iteration's at once: a burst of 1,000 failures
+        # wakes the delivery threads once, not 1,000 times (each wake-up costs the loop
+        # the GIL for a while).
+        if not self._to_deliver:
+            asyncio.get_running_loop().call_soon(self._hand_to_delivery)
+        self._to_deliver += sending
+
+    def _hand_to_delivery(self) -> None:
+        batch, self._to_deliver = self._to_deliver, []
+        self.delivery.add(batch)
 
     def _save_and_queue(self, notices: Sequence[Notice]) -> None:
         if notices:
