@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     #: seconds one delivery attempt may take
     notify_timeout: float = Field(10.0, gt=0, le=300)
     #: deliveries at once (threads, off the loop)
-    notify_workers: int = Field(4, ge=1, le=64)
+    notify_workers: int = Field(2, ge=1, le=64)
     #: lines of the run's log a message ends with
     notify_log_lines: int = Field(20, ge=0, le=500)
     #: seconds between checks of the dead-man switches (`no_success_for`)

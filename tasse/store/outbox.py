@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     select,
     update,
 )
@@ -116,6 +117,12 @@ class OutboxTable:
             Column("error", Text),
             Column("payload", JSON, nullable=False),
         )
+        table = self._table
+        self._update = (
+            update(table)
+            .where(table.c.id == bindparam("key"))
+            .values({c.name: bindparam(c.name) for c in table.columns if c.name != "id"})
+        )
 
     def save(self, notices: Sequence[Notice]) -> None:
         """Write these rows' states in one transaction; a final row stays as it is."""
@@ -137,11 +144,13 @@ class OutboxTable:
             new = [_row(n) for id_, n in by_id.items() if id_ not in known]
             if new:
                 connection.execute(table.insert(), new)
-            for id_, notice in by_id.items():
-                if id_ in known and id_ not in final:
-                    values = _row(notice)
-                    del values["id"]
-                    connection.execute(update(table).where(table.c.id == id_).values(values))
+            changed = [
+                _row(n) | {"key": id_}
+                for id_, n in by_id.items()
+                if id_ in known and id_ not in final
+            ]
+            if changed:  # one statement, many parameter sets: a burst is one round trip
+                connection.execute(self._update, changed)
 
     def unfinished(self) -> list[Notice]:
         """Every row not final yet (pending or held), oldest first: what a restart resumes."""
