@@ -95,7 +95,7 @@ class NotifySpec(BaseModel):
     longer_than: Annotated[Limit | None, BeforeValidator(_limit_of)] = None
     shorter_than: Annotated[Limit | None, BeforeValidator(_limit_of)] = None
     #: seconds (or `26h`) without a success before a dead-man alert, even if nothing runs
-    no_success_for: Annotated[float | None, BeforeValidator(seconds_of), Field(gt=0)] = None
+    no_success_for: Annotated[float, BeforeValidator(seconds_of), Field(gt=0)] | None = None
 
     @property
     def needs_history(self) -> bool:
