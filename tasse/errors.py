@@ -193,3 +193,20 @@ class FireTimesBudgetError(TasseError, ValueError):
             f"{count * schedules:,} trigger steps, more than the {budget:,} one request may "
             f"compute (setting next_fires_budget, TASSE_NEXT_FIRES_BUDGET); {ask}"
         )
+
+
+class NotifyTargetError(TasseError, ValueError):
+    """A notification target cannot be used (not a URL, unknown to Apprise, unreadable file)."""
+
+    def __init__(self, where: str, problem: str):
+        self.where = where
+        super().__init__(f"notification target {where}: {problem}")
+
+
+class DeliveryError(TasseError):
+    """A notification could not be delivered to its target this time (it is tried again)."""
+
+    def __init__(self, target: str, problem: str):
+        self.target = target
+        self.problem = problem
+        super().__init__(f"{target}: {problem}")

@@ -34,6 +34,7 @@ from tasse.models import (
     TaskCounts,
     TaskInfo,
 )
+from tasse.notify.notifier import Notifier
 from tasse.runs.dispatcher import Dispatcher
 from tasse.runs.live_log import Piece, follow_text
 from tasse.runs.logs import follow
@@ -47,6 +48,7 @@ from tasse.settings import Settings
 from tasse.store.database import Timeouts
 from tasse.store.journal import Journal
 from tasse.store.log_files import LogLayout
+from tasse.store.outbox import Notice
 from tasse.store.retention import Retention
 from tasse.store.runs import RunStore
 from tasse.store.timeline import Timeline
@@ -55,6 +57,7 @@ from tasse.store.writer import RecordWriter
 from tasse.tasks import discovery, listing
 from tasse.tasks.catalog import Catalog
 from tasse.tasks.info import task_info
+from tasse.tasks.notify_spec import NotifySpec
 from tasse.tasks.registry import Prepared, Registry, RescanReport, TaskEntry
 from tasse.tasks.reloader import Reloader
 from tasse.tasks.seeds import Seeder, seed_files
@@ -100,6 +103,16 @@ class Tasse:
             settings, self.layout, self._env_changed, on_built=self.metrics.note_env_build
         )
         self.pauses = PausedTasks(self.store, self.records)
+        self.notifier = Notifier(
+            settings,
+            self.store,
+            self.records,
+            self.layout,
+            spec_of=self._notify_spec,
+            retries_of=self._retries,
+            env_problem=self.envs.problem,
+            on_attempt=self.metrics.note_notification,
+        )
         self.dispatcher = Dispatcher(
             settings,
             self.store,
@@ -109,6 +122,7 @@ class Tasse:
             current_task=self._current_task,
             is_paused=self.pauses.is_paused,
             on_change=self._run_recorded,
+            notices=self.notifier.notices_for,
         )
         self.scheduler = Scheduler(self._on_fire, settings.timezone, self.records.fire_times)
         self.started_at: datetime | None = None
@@ -181,6 +195,8 @@ class Tasse:
             gc.freeze()
             gc.enable()
         self._unwatch_children = watch_children_on_the_loop()
+        # Before the first fire: a fire missed while the server was down is told.
+        await self.notifier.start(self.dispatcher.last_runs, self._notify_specs())
         await self.envs.start()
         self.retention.start()
         # Fire times before now came due while the server was down (or loading): catch-up
@@ -220,8 +236,9 @@ class Tasse:
         await self.envs.stop()
         self._unwatch_children()
         await self.retention.stop()
-        # Every outcome and fire time is handed over by now; what the store cannot take
-        # in time stays in the journal for the next start.
+        await self.notifier.stop(self.settings.notify_timeout + 1)
+        # Every outcome, fire time and notification is handed over by now; what the store
+        # cannot take in time stays in the journal for the next start.
         await asyncio.to_thread(self.records.stop, self.settings.store_statement_timeout + 5)
         self.store.close()
 
@@ -283,6 +300,32 @@ class Tasse:
     def _env_changed(self, names: list[str]) -> None:
         if names:
             self.events.env_changed(names, self.envs.info(names[0]))
+            self.notifier.env_failed(names)
+
+    def _notify_spec(self, name: str) -> NotifySpec | None:
+        entry = self.registry.entries.get(name)
+        return entry.task.spec.notify if entry is not None and entry.task else None
+
+    def _notify_specs(self) -> dict[str, NotifySpec]:
+        return {
+            name: entry.task.spec.notify
+            for name, entry in self.registry.entries.items()
+            if entry.task is not None and entry.task.spec.notify is not None
+        }
+
+    def _retries(self, name: str) -> int:
+        entry = self.registry.entries.get(name)
+        return entry.task.spec.retries if entry is not None and entry.task else 0
+
+    async def notifications(
+        self, task: str | None, status: str | None, before: datetime | None, limit: int
+    ) -> list[Notice]:
+        """Notifications newest first: sent, pending, held, given up."""
+        return await self.notifier.page(task, status, before, limit)
+
+    def notify_test(self, target: str | None) -> list[Notice]:
+        """Queue a test message to a target (URL, tag or key; every server target by default)."""
+        return self.notifier.send_test(target)
 
     def _scan(
         self, known: dict[str, discovery.Fingerprint], only: set[str] | None

@@ -155,6 +155,55 @@ class Settings(BaseSettings):
     #: do not say so (/etc/crontab and /etc/cron.d/* are read so anyway)
     system_crontab: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # -- notifications (docs/notifications.md) ----------------------------------------------
+    #: targets every task's outcomes go to: Apprise URLs or `webhook+https://…?secret=…`,
+    #: each optionally `tag,tag=URL`; separated by spaces or new lines
+    notify: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: a file of more targets in the same form, one a line (`#` comments): for secrets
+    notify_file: Path | None = None
+    #: the events a target hears of for tasks whose `notify:` does not say (`on:`)
+    notify_on: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "failed",
+            "timed_out",
+            "missed",
+            "retries_exhausted",
+            "recovered",
+            "env_failed",
+        ]
+    )
+    #: the dashboard's address as people reach it, for links in messages
+    public_url: Annotated[str | None, AfterValidator(_empty_is_none)] = None
+    #: after a message to a target about a task, further ones within this many seconds
+    #: are held and sent as one digest when it ends (0: no limit)
+    notify_rate_window: float = Field(300.0, ge=0)
+    #: delivery attempts before a notification is given up (and its target reported)
+    notify_max_attempts: int = Field(10, ge=1, le=100)
+    #: seconds before the first retry of a delivery; doubling up to `notify_retry_max`
+    notify_retry_first: float = Field(5.0, gt=0)
+    notify_retry_max: float = Field(600.0, gt=0)
+    #: seconds one delivery attempt may take
+    notify_timeout: float = Field(10.0, gt=0, le=300)
+    #: deliveries at once (threads, off the loop)
+    notify_workers: int = Field(2, ge=1, le=64)
+    #: lines of the run's log a message ends with
+    notify_log_lines: int = Field(20, ge=0, le=500)
+    #: seconds between checks of the dead-man switches (`no_success_for`)
+    notify_check_interval: float = Field(60.0, gt=0)
+    #: for tests only: seconds added to the time the dead-man switches compare with
+    clock_shift: float = 0.0
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _spaced(cls, value: object) -> object:
+        # URLs hold commas (`?to=a@b,c@d`): targets are separated by spaces.
+        return value.split() if isinstance(value, str) else value
+
+    @field_validator("notify_on", mode="before")
+    @classmethod
+    def _listed(cls, value: object) -> object:
+        return value.replace(",", " ").split() if isinstance(value, str) else value
+
     @field_validator("crontab", "system_crontab", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

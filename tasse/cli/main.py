@@ -56,6 +56,9 @@ _FLAGS = {  # command-line flag → Settings field
     "find_links": "find_links",
     "crontab": "crontab",
     "system_crontab": "system_crontab",
+    "notify": "notify",
+    "notify_file": "notify_file",
+    "public_url": "public_url",
 }
 
 
@@ -143,6 +146,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a crontab with a user field, like /etc/crontab (repeatable)",
     )
+    serve.add_argument(
+        "--notify",
+        action="append",
+        metavar="URL",
+        help="a notification target, Apprise URL or webhook+https://… (repeatable)",
+    )
+    serve.add_argument("--notify-file", help="a file of notification targets, one a line")
+    serve.add_argument("--public-url", help="the dashboard's address, for links in messages")
     serve.add_argument(
         "--pre-delete-jobs",
         action="store_true",

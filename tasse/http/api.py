@@ -19,6 +19,7 @@ from fastapi import (
 )
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasse.errors import TaskConfigError
 from tasse.http.failures import guarded
@@ -35,7 +36,9 @@ from tasse.models import (
     TaskSource,
     TaskState,
 )
+from tasse.notify.notifier import public
 from tasse.service import Tasse
+from tasse.store.outbox import NoticeStatus
 from tasse.store.windows import RunWindow
 from tasse.tasks.catalog import API_BODY, validate
 from tasse.tasks.definitions import TaskDefinition
@@ -297,6 +300,46 @@ async def list_runs(
     runs = await tasse.runs(window)
     response.headers["X-Tasse-Pending-Records"] = str(tasse.records.pending_count)
     return runs
+
+
+class NotifyTest(BaseModel):
+    """The optional body of `POST /notify/test`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: a target URL, a tag or a target's key; none: every server target
+    target: str | None = Field(None, max_length=2000)
+
+
+@router.get("/notifications")
+async def notifications(
+    tasse: TasseDep,
+    request: Request,
+    response: Response,
+    task: Annotated[str | None, Query(pattern=TASK_NAME_PATTERN)] = None,
+    status: Annotated[NoticeStatus | None, Query()] = None,
+    before: Annotated[datetime | None, Query(description="only those made before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Notifications newest first, each with its status (pending, held, sent, failed,
+    digested), attempts and last error; targets masked. Page on with `before` = the last
+    `created_at` seen (`Link: <…>; rel="next"`)."""
+    found = await tasse.notifications(
+        task, status.value if status else None, _utc(before) if before else None, limit
+    )
+    if len(found) == limit:
+        following = request.url.include_query_params(before=found[-1].created_at.isoformat())
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return [public(notice) for notice in found]
+
+
+@router.post("/notify/test", status_code=202, dependencies=Authorized)
+async def notify_test(
+    tasse: TasseDep, body: Annotated[NotifyTest | None, Body()] = None
+) -> list[dict[str, Any]]:
+    """Send a test message to a target (a URL, a tag or a key; every server target by
+    default); the answer lists the queued notifications, `GET /notifications` how they fare."""
+    return [public(notice) for notice in tasse.notify_test(body.target if body else None)]
 
 
 def _utc(moment: datetime) -> datetime:

@@ -20,6 +20,7 @@ from tasse.runs.places import Places
 from tasse.runs.policies import Policy, decide_fires, policy_of, retry_delay
 from tasse.settings import Settings
 from tasse.store.log_files import LogLayout
+from tasse.store.outbox import Notice
 from tasse.store.runs import RunStore
 from tasse.store.writer import RecordWriter
 from tasse.tasks.task import Task
@@ -50,6 +51,7 @@ class Dispatcher:
         current_task: Callable[[str], Task | None] = lambda name: None,
         is_paused: Callable[[str], bool] = lambda name: False,
         on_change: Callable[[Run], None] = lambda run: None,
+        notices: Callable[[Sequence[Run]], Sequence[Notice]] = lambda runs: (),
     ):
         self._settings = settings
         self._store = store
@@ -65,6 +67,7 @@ class Dispatcher:
             self._ended,
             is_paused,
             on_change,
+            notices,
         )
         self._active: dict[str, ActiveRun] = {}
         self._places: Places[ActiveRun] = Places()

@@ -18,6 +18,7 @@ from tasse.runs.logs import RunLogWriter
 from tasse.runs.policies import Policy
 from tasse.runs.runner import Outcome, RunProcess, command_line
 from tasse.runs.slots import RunSlots
+from tasse.store.outbox import Notice
 from tasse.store.writer import RecordWriter
 from tasse.tasks.task import Task
 
@@ -85,6 +86,7 @@ class Executor:
         on_end: Callable[[ActiveRun], None],
         is_paused: Callable[[str], bool] = lambda name: False,
         on_change: Callable[[Run], None] = lambda run: None,
+        notices: Callable[[Sequence[Run]], Sequence[Notice]] = lambda runs: (),
     ):
         self._records = records
         self._envs = provisioner
@@ -93,6 +95,8 @@ class Executor:
         self._is_paused = is_paused
         #: told of every state a run is recorded in (live events), as it is handed over
         self._on_change = on_change
+        #: the notifications these run states cause, written with them
+        self._notices = notices
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, active: ActiveRun, environment: Environment | Pending | None) -> None:
@@ -193,8 +197,14 @@ class Executor:
     def record(self, runs: Sequence[Run]) -> None:
         """Hand runs to the writer as they are now, and tell `on_change` of each."""
         # The one seam every recorded state passes (queued, running, each outcome, the
-        # ledger's fires that did not run): live events see each change once.
-        self._records.put_runs(runs)
+        # ledger's fires that did not run): live events see each change once, and each
+        # outcome's notifications are written with it.
+        try:
+            notices = self._notices(runs)
+        except Exception:  # a message must never cost a run its record
+            logger.exception("the notifications of %d run(s) failed", len(runs))
+            notices = ()
+        self._records.put_runs(runs, notices)
         for run in runs:
             try:
                 self._on_change(run)

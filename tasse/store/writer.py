@@ -1,12 +1,13 @@
 """The one writer: every record reaches the store from its own thread, or waits in the journal.
 
 Callers on the event loop hand records over and return at once (`put_runs`,
-`save_fire_times`, `forget_fire_times`, `save_pauses`); they never wait on the store. The writer's
-thread writes them in batches, each store call with a deadline. When the store fails or
-does not answer, the records stay in memory *and* go to the journal on the local disk,
-and are written again, in order, until the store takes them; writes are idempotent
-(upserts by key), so one that landed although its call timed out does no harm. What has
-not been written yet is visible (`pending_run`, `pending_runs_of`, `health`).
+`save_fire_times`, `forget_fire_times`, `save_pauses`, `save_notices`); they never wait
+on the store. The writer's thread writes them in batches, each store call with a
+deadline. When the store fails or does not answer, the records stay in memory *and* go to
+the journal on the local disk, and are written again, in order, until the store takes
+them; writes are idempotent (upserts by key), so one that landed although its call timed
+out does no harm. What has not been written yet is visible (`pending_run`,
+`pending_runs_of`, `health`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from tasse.store.deadline import call_with_deadline
 from tasse.store.fire_times import FireTime, FireTimes, FireTimeStore
 from tasse.store.journal import Journal, JournalFullError
 from tasse.store.nodes import Nodes
+from tasse.store.outbox import Notice, OutboxTable
 from tasse.store.pauses import Pause, PauseTable
 from tasse.store.records import (
     FireTimeChanges,
+    Notices,
     Op,
     PauseChanges,
     Runs,
@@ -61,7 +64,8 @@ class WriterState:
 
 
 class RecordWriter:
-    """Writes runs, fire times and pauses off the loop, journaling what the store cannot take."""
+    """Writes runs, fire times, pauses and notifications off the loop, journaling what the
+    store cannot take."""
 
     def __init__(
         self,
@@ -74,6 +78,7 @@ class RecordWriter:
         self._fire_times = FireTimes(store)
         self._nodes = Nodes(store)
         self._pauses = PauseTable(store)
+        self._outbox = OutboxTable(store)
         self._journal = journal
         self._deadline = deadline
         self._heartbeat_interval = heartbeat_interval
@@ -94,15 +99,22 @@ class RecordWriter:
 
     # -- handing records over (any thread, never blocks) -----------------------------------
 
-    def put_runs(self, runs: Iterable[Run]) -> None:
-        """Write these runs as they are now (new or known): later, in order, surely."""
+    def put_runs(self, runs: Iterable[Run], notices: Iterable[Notice] = ()) -> None:
+        """Write these runs as they are now (new or known): later, in order, surely; with
+        the notifications their outcomes caused, in the same write."""
         snapshots = tuple(run.model_copy() for run in runs)
         if not snapshots:
             return
         with self._guard:
             for run in snapshots:
                 self._pending[run.id] = run
-        self._hand_over(Runs(snapshots))
+        self._hand_over(Runs(snapshots, tuple(notices)))
+
+    def save_notices(self, notices: Iterable[Notice]) -> None:
+        """Write these notifications' states (a row is immutable, so no copy is needed)."""
+        rows = tuple(notices)
+        if rows:
+            self._hand_over(Notices(rows))
 
     def save_fire_times(self, times: Mapping[str, FireTime]) -> None:
         """Replace these schedules' stored next fire times."""
@@ -276,6 +288,8 @@ class RecordWriter:
             self._fire_times.forget(write.forgets)
         if write.pauses:
             self._pauses.save(write.pauses)
+        if write.notices:
+            self._outbox.save(write.notices)
 
     def _written(self, batch: Sequence[Op]) -> None:
         self._succeeded()

@@ -19,6 +19,7 @@ from tasse.schedule.specs import (
     TimeZoneName,
     TriggerSpec,
 )
+from tasse.tasks.notify_spec import NotifySpec
 from tasse.values import TASK_NAME_PATTERN, Text, Title, VariableName
 
 #: stands for the task environment's interpreter in a command (`python task.py`)
@@ -92,6 +93,8 @@ class TaskSpec(_Spec):
     kill_grace: Seconds | None = None
     #: random delay of up to this many seconds for every schedule that sets none itself
     jitter: Jitter | None = None
+    #: who hears of this task's outcomes, and when (docs/notifications.md)
+    notify: NotifySpec | None = None
 
     @property
     def triggers(self) -> list[IntervalSpec | CronSpec | DateSpec | str]:

@@ -200,3 +200,16 @@ async def logout(request: Request, form: FormDep) -> Response:
 def _safe_next(target: str) -> str:
     # Only a path on this server: "next=https://elsewhere" must not send anyone away.
     return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+@router.post("/ui/notify/test")
+async def notify_test(
+    request: Request, tasse: TasseDep, session: SessionDep, form: FormDep
+) -> Response:
+    """Send a test message to every server target (`POST /notify/test`)."""
+
+    async def action() -> tuple[str, str]:
+        sent = tasse.notify_test(None)
+        return "/notifications", f"A test is on its way to {len(sent)} target(s)."
+
+    return await _act(request, session, form, "/notifications", action)

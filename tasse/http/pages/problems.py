@@ -61,6 +61,10 @@ def problems_of(tasse: Tasse) -> list[Problem]:
         )
         for name in sorted(tasse.envs.failed())
     ]
+    found += [
+        Problem(kind="notification target", subject=subject, detail=detail, link="/notifications")
+        for subject, detail in tasse.notifier.problems()
+    ]
     return found + _store_problems(tasse)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, get_args
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -21,6 +22,7 @@ from tasse.http.pages.session import Session, session_of
 from tasse.http.pages.templating import render
 from tasse.http.text import TEXT_HEADERS
 from tasse.models import RunStatus, TaskSource, TaskState
+from tasse.notify.notifier import public
 from tasse.schedule.wording import describe_all
 from tasse.service import Tasse
 from tasse.tasks.listing import Sort, TaskQuery
@@ -94,6 +96,7 @@ async def task_page(
             "run_statuses": [s.value for s in RunStatus],
             "before": before,
             "older_url": older_url and older_url + "#h-runs",
+            "notices": [public(n) for n in await tasse.notifications(name, None, None, 5)],
             "chart_runs": len(recent),
             "duration_chart": duration_chart(recent, zone=zone),
             "calendar": outcome_calendar(days, today=datetime.now(zone).date(), zone=zone),
@@ -178,6 +181,39 @@ async def problems_page(request: Request, tasse: TasseDep, session: SessionDep) 
         session,
         "problems.html",
         {"section": "problems", "live_scope": "page", "problems": problems_of(tasse)},
+    )
+
+
+@router.get("/ui/notifications", response_class=HTMLResponse)
+async def notifications_page(
+    request: Request,
+    tasse: TasseDep,
+    session: SessionDep,
+    task: Annotated[str | None, Query(pattern=TASK_NAME_PATTERN)] = None,
+    before: datetime | None = None,
+) -> HTMLResponse:
+    """The targets, a test button, and the newest notifications with how each stands."""
+    notices = [public(n) for n in await tasse.notifications(task, None, before, RUNS_PER_PAGE)]
+    older = None
+    if len(notices) == RUNS_PER_PAGE:
+        query = {"before": notices[-1]["created_at"].isoformat()} | ({"task": task} if task else {})
+        older = "?" + urlencode(query)
+    targets = [
+        {"shown": tasse.notifier.shown_of(t), "tags": sorted(t.tags)}
+        for t in tasse.notifier.targets
+    ]
+    return render(
+        request,
+        tasse,
+        session,
+        "notifications.html",
+        {
+            "section": "notifications",
+            "live_scope": "page",
+            "notices": notices,
+            "targets": targets,
+            "older_url": older,
+        },
     )
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest revision in versions/ (a test checks they agree)
-HEAD = "0008"
+HEAD = "0009"
 #: the table name a store has when none is set; its tasks table stays `tasse_tasks`
 DEFAULT_TABLE = "tasse"
 #: the columns of APScheduler's SQLAlchemy job table, which Supertask keeps its jobs in
@@ -85,9 +85,14 @@ class StoreNames:
         return f"{self.table}_pauses"
 
     @property
+    def outbox(self) -> str:
+        """The notifications waiting to be delivered, and those delivered or given up."""
+        return f"{self.table}_outbox"
+
+    @property
     def all_tables(self) -> tuple[str, ...]:
         """Every table the migrations make, but Alembic's own."""
-        return (self.runs, self.tasks, self.fire_times, self.nodes, self.pauses)
+        return (self.runs, self.tasks, self.fire_times, self.nodes, self.pauses, self.outbox)
 
     @property
     def version_table(self) -> str:
