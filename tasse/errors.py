@@ -193,3 +193,18 @@ class FireTimesBudgetError(TasseError, ValueError):
             f"{count * schedules:,} trigger steps, more than the {budget:,} one request may "
             f"compute (setting next_fires_budget, TASSE_NEXT_FIRES_BUDGET); {ask}"
         )
+
+
+class ClusterUnavailableError(TasseError):
+    """No cluster node took a request meant for another node in time."""
+
+    def __init__(self, what: str, seconds: float):
+        super().__init__(f"{what}: no cluster node took it within {seconds:g} s")
+
+
+class ForwardedError(TasseError):
+    """The node that acted on a request refused it; its status and message are passed on."""
+
+    def __init__(self, detail: str, http_status: int):
+        self.http_status = http_status
+        super().__init__(detail)

@@ -1,7 +1,7 @@
 """The package's parts depend on each other in one order (docs/architecture.md, "Parts").
 
-Imports run downwards only: cli → http → service → runs → tasks → envs → schedule → store
-→ the shared vocabulary. Every import counts, also one inside a function or under
+Imports run downwards only: cli → http → service → cluster → runs → tasks → envs → schedule
+→ store → the shared vocabulary. Every import counts, also one inside a function or under
 TYPE_CHECKING: moving an import into a function hides a dependency, it does not remove it.
 """
 
@@ -16,7 +16,7 @@ import tasse
 
 PACKAGE = Path(tasse.__file__).parent
 #: the parts from the bottom up; each may import those before it, never those after
-ORDER = ("store", "schedule", "envs", "tasks", "runs", "service", "http", "cli")
+ORDER = ("store", "schedule", "envs", "tasks", "runs", "cluster", "service", "http", "cli")
 #: top-level modules every part may use; they import nothing but each other
 VOCABULARY = {"models", "settings", "errors", "values", "events"}
 #: a third-party library with I/O of its own → the only part that may import it
@@ -29,6 +29,7 @@ CONFINED = {
     "fastapi": "http",
     "starlette": "http",
     "uvicorn": "http",
+    "procrastinate": "cluster",
 }
 
 

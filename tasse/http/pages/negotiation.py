@@ -13,7 +13,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_PAGES = re.compile(r"^/(?:tasks/[^/]+|runs/[^/]+|problems)$")
+_PAGES = re.compile(r"^/(?:tasks/[^/]+|runs/[^/]+|problems|nodes)$")
 
 
 def wants_html(accept: str) -> bool:
