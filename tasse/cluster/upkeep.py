@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 #: seconds between upkeep passes
 EVERY = 5.0
 #: a node silent this long is dead: its runs are interrupted, its unrecorded fires settled
-DEAD_AFTER = timedelta(seconds=20)
+DEAD_AFTER = timedelta(seconds=30)
 #: claims are kept this long (a restart resumes from them, at most a day back)
 KEEP_CLAIMS = timedelta(days=2)
 #: commands are kept this long (their askers gave up long before)

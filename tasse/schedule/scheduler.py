@@ -147,12 +147,12 @@ class Scheduler:
         self._jobs[name] = ids
 
     def resume_after(self, last: Mapping[str, datetime]) -> int:
-        """Fire again, now, every time after each task's `last` fire that is already due.
+        """Carry each task's jobs on from its `last` fire: what is due since fires at once.
 
         A cluster node taking over the schedule: its jobs have run on (their fires went to
-        the node that held the lease before), so each is set back to the first time after
-        the task's last claimed fire — at most a day back, as at a restart — and
-        APScheduler hands every time due since then over at once. How many jobs went back.
+        the node that held the lease before), so each is set to the first time after the
+        task's last claimed fire — at most a day back, as at a restart — and APScheduler
+        hands every time due since then over at once. How many jobs were moved.
         """
         now = datetime.now(UTC)
         moved = 0
@@ -162,7 +162,9 @@ class Scheduler:
             if previous is None or current is None:
                 continue
             after = job.trigger.get_next_fire_time(previous, previous)
-            if after is not None and after < current:
+            # Later too: an interval starts when its job is added, so each node has its own
+            # phase; the cluster's is the one its claims were made in.
+            if after is not None and after != current:
                 job.modify(next_run_time=max(after, now - RESUME_AT_MOST))
                 moved += 1
         if moved:

@@ -21,7 +21,13 @@ from tasse.store.runs import RunStore
 
 #: the lease whose holder fires schedules and starts runs
 SCHEDULER_LEASE = "scheduler"
-#: the same, at this very moment rather than the transaction's start
+#: a transaction touching the lease row is ended by the server if its client goes quiet
+#: inside it for this long (frozen, cut off): its lock must not keep a new holder waiting
+_QUIET_LIMIT = text("SET LOCAL idle_in_transaction_session_timeout = '2s'")
+#: and a bid waits this long at most for the row's lock
+_LOCK_WAIT = text("SET LOCAL lock_timeout = '1s'")
+#: the database's time now (in UTC, as the store's zone-less timestamps hold it), at this
+#: very moment rather than at the transaction's start
 CLOCK = "(clock_timestamp() AT TIME ZONE 'UTC')"
 
 
@@ -76,6 +82,8 @@ class Leases:
     def acquire(self, name: str, holder: str, ttl: float) -> int | None:
         """Take or renew the lease for `ttl` seconds: its token, or None if another holds it."""
         with self._engine.begin() as connection:
+            connection.execute(_QUIET_LIMIT)
+            connection.execute(_LOCK_WAIT)
             token = connection.execute(
                 self._acquire, {"name": name, "holder": holder, "ttl": ttl}
             ).scalar()
@@ -106,6 +114,7 @@ class Leases:
         now, by the database's clock; the row stays share-locked until the transaction
         ends, so no new holder can take it meanwhile."""
         table = self.table
+        connection.execute(_QUIET_LIMIT)
         query = (
             select(table.c.token)
             .where(
