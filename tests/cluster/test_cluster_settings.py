@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tasse.cli.main import main
+from tests.http.test_api import Server
 
 
 @pytest.mark.parametrize(
@@ -22,3 +23,17 @@ def test_cluster_mode_refuses_a_store_that_is_not_postgresql(
     assert code == 2
     assert err.count("\n") == 1
     assert f"cluster mode needs a PostgreSQL --store-address (postgresql://…), not {named}" in err
+
+
+@pytest.mark.slow
+def test_a_server_on_its_own_lists_itself_as_the_one_node(data_dir: Path) -> None:
+    server = Server(data_dir)
+    server.start()
+    try:
+        listed = server.http.get("/nodes").json()
+    finally:
+        server.stop()
+    assert len(listed) == 1
+    assert listed[0]["this"]
+    assert listed[0]["alive"]
+    assert not listed[0]["leader"]  # no lease outside cluster mode

@@ -30,6 +30,7 @@ def test_each_fire_once_through_a_kill_and_a_freeze() -> None:
         assert rig.wait_for_scheduler() == "a"
         b = rig.start("b")
         began = time.time()
+        _both_nodes_listed(b)
         time.sleep(5)
 
         asked = [node.http.post("/tasks/manual/run") for node in (a, b, a, b, a, b)]
@@ -102,3 +103,20 @@ def _cancel_through(asked: object, running: object) -> float:
     assert answer.json()["status"] == "cancelled"
     assert running.http.get(f"/runs/{run_id}").json()["status"] == "cancelled"
     return took
+
+
+def _both_nodes_listed(asked: object) -> None:
+    """`GET /nodes` (and its page) on the standby shows both nodes, the scheduler marked."""
+    from tests.http.test_api import Server
+
+    assert isinstance(asked, Server)
+    listed = {node["name"]: node for node in asked.http.get("/nodes").json()}
+    assert set(listed) == {"a", "b"}
+    assert listed["a"]["leader"]
+    assert not listed["b"]["leader"]
+    assert listed["b"]["this"]
+    assert all(node["alive"] and node["role"] == "scheduler" for node in listed.values())
+    page = asked.http.get("/nodes", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "scheduler now" in page.text
+    assert "(this node)" in page.text
