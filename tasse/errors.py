@@ -210,3 +210,18 @@ class DeliveryError(TasseError):
         self.target = target
         self.problem = problem
         super().__init__(f"{target}: {problem}")
+
+
+class ClusterUnavailableError(TasseError):
+    """No cluster node took a request meant for another node in time."""
+
+    def __init__(self, what: str, seconds: float):
+        super().__init__(f"{what}: no cluster node took it within {seconds:g} s")
+
+
+class ForwardedError(TasseError):
+    """The node that acted on a request refused it; its status and message are passed on."""
+
+    def __init__(self, detail: str, http_status: int):
+        self.http_status = http_status
+        super().__init__(detail)

@@ -8,11 +8,13 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 from tasse import __version__
+from tasse.cluster.node import Cluster
+from tasse.cluster.nodes import NodeInfo, read_nodes
 from tasse.envs.provisioner import Planned, Provisioner
 from tasse.errors import (
     FireTimesBudgetError,
@@ -35,7 +37,7 @@ from tasse.models import (
     TaskInfo,
 )
 from tasse.notify.notifier import Notifier
-from tasse.runs.dispatcher import Dispatcher
+from tasse.runs.dispatcher import STOP_MARGIN, Dispatcher
 from tasse.runs.live_log import Piece, follow_text
 from tasse.runs.logs import follow
 from tasse.runs.outcomes import RecentOutcomes
@@ -48,6 +50,7 @@ from tasse.settings import Settings
 from tasse.store.database import Timeouts
 from tasse.store.journal import Journal
 from tasse.store.log_files import LogLayout
+from tasse.store.nodes import Nodes, node_name
 from tasse.store.outbox import Notice
 from tasse.store.retention import Retention
 from tasse.store.runs import RunStore
@@ -88,6 +91,8 @@ class Tasse:
             settings.store_schema_name,
             settings.store_table_name,
             Timeouts(settings.store_connect_timeout, settings.store_statement_timeout),
+            node=(settings.node_name or node_name()) if settings.cluster else None,
+            node_address=settings.http_listen_address,
         )
         self.records = RecordWriter(
             self.store,
@@ -124,7 +129,12 @@ class Tasse:
             on_change=self._run_recorded,
             notices=self.notifier.notices_for,
         )
-        self.scheduler = Scheduler(self._on_fire, settings.timezone, self.records.fire_times)
+        #: this node's part in a cluster (docs/cluster.md); None for a server on its own
+        self.cluster = self._cluster() if settings.cluster else None
+        if self.cluster is None:
+            self.scheduler = Scheduler(self._on_fire, settings.timezone, self.records.fire_times)
+        else:  # a cluster resumes from its fire claims, not from one node's stored times
+            self.scheduler = Scheduler(self.cluster.on_fire, settings.timezone)
         self.started_at: datetime | None = None
         self.reloader = Reloader(settings, self.rescan)
         self.catalog = Catalog(
@@ -155,6 +165,24 @@ class Tasse:
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
         self._next_fires_slots = asyncio.Semaphore(2)
+
+    def _cluster(self) -> Cluster:
+        return Cluster(
+            self.store,
+            self.records,
+            deliver=self._on_fire,
+            take_over=self._take_over,
+            tasks=lambda: self.registry.entries.keys(),
+            run_now=self.run_now,
+            cancel=self.dispatcher.cancel,
+        )
+
+    def _take_over(self, last: Mapping[str, datetime], fresh: bool) -> None:
+        # This node fires from now on: the fires since each task's last claim come due now.
+        if fresh:
+            self.dispatcher.resume(datetime.now(UTC))
+        moved = self.scheduler.resume_after(last)
+        logger.info("the schedule resumes from the last claimed fires (%d job(s) set back)", moved)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -203,6 +231,8 @@ class Tasse:
         # applies to them, not the grace time.
         self.dispatcher.started_at = datetime.now(UTC)
         self.scheduler.start()
+        if self.cluster is not None:
+            self.cluster.start()
         self.reloader.start()
         self.lag.start()
         self.started_at = datetime.now(UTC)
@@ -227,6 +257,8 @@ class Tasse:
     async def stop(self) -> None:
         """End live streams, stop firing and watching, stop live runs, and close the store."""
         self.events.close()
+        if self.cluster is not None:  # the lease goes first: another node takes over at once
+            await self.cluster.stop()
         await self.lag.stop()
         self.scheduler.shutdown()
         await self.reloader.stop()
@@ -493,6 +525,19 @@ class Tasse:
         """Start a manual run of a task now."""
         return self.dispatcher.run_now(self.registry.resolve(self._runnable(name)), request)
 
+    async def request_run(self, name: str, request: RunRequest) -> Run:
+        """A manual run, started here or, in a cluster, by the scheduler node."""
+        if self.cluster is None or self.cluster.is_scheduler:
+            return self.run_now(name, request)
+        self._runnable(name)  # what this node can tell at once, it tells
+        return await self.cluster.run_on_scheduler(name, request)
+
+    async def nodes(self) -> list[NodeInfo]:
+        """The servers using the store (a cluster's nodes), the scheduler marked."""
+        if self.cluster is not None:
+            return await self.store.off_loop(self.cluster.nodes)
+        return await self.store.off_loop(lambda: read_nodes(Nodes(self.store), None))
+
     async def get_run(self, run_id: str) -> Run:
         """One run: live state first, then what waits for the store, then the store."""
         run = self.dispatcher.lookup(run_id) or self.records.pending_run(run_id)
@@ -551,7 +596,12 @@ class Tasse:
         return None if self.records.state.writable else FAIL_FAST
 
     async def cancel_run(self, run_id: str) -> Run:
-        """Stop a live run."""
+        """Stop a live run (in a cluster, on whichever node runs it)."""
+        if self.cluster is not None and self.dispatcher.active(run_id) is None:
+            wait = self.settings.kill_grace + STOP_MARGIN
+            stopped = await self.cluster.cancel_elsewhere(run_id, wait)
+            if stopped is not None:
+                return stopped
         return await self.dispatcher.cancel(run_id)
 
     async def read_log(self, run_id: str) -> bytes:

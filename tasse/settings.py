@@ -11,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -154,6 +155,10 @@ class Settings(BaseSettings):
     #: crontabs with a user field before each command, like /etc/crontab, in places that
     #: do not say so (/etc/crontab and /etc/cron.d/* are read so anyway)
     system_crontab: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: one of several nodes sharing a PostgreSQL store (docs/cluster.md)
+    cluster: bool = False
+    #: this node's name in the cluster; empty means the host name
+    node_name: Annotated[str | None, AfterValidator(_empty_is_none)] = Field(None, max_length=128)
 
     # -- notifications (docs/notifications.md) ----------------------------------------------
     #: targets every task's outcomes go to: Apprise URLs or `webhook+https://…?secret=…`,
@@ -210,6 +215,18 @@ class Settings(BaseSettings):
         # `TASSE_CRONTAB=/etc/crontab,/app/jobs.cron`: a list without JSON's quotes.
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_on_postgresql(cls, value: bool, info: ValidationInfo) -> bool:
+        # Leases and fire claims rest on PostgreSQL's row locks and ON CONFLICT.
+        address = info.data.get("store_address") or "sqlite://"
+        scheme = address.partition(":")[0].partition("+")[0]
+        if value and scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"cluster mode needs a PostgreSQL --store-address (postgresql://…), not {scheme}"
+            )
         return value
 
     @field_validator("log_level")

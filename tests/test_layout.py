@@ -1,8 +1,9 @@
 """The package's parts depend on each other in one order (docs/architecture.md, "Parts").
 
-Imports run downwards only: cli → http → service → metrics → notify → runs → tasks → envs
-→ schedule → store → the shared vocabulary. Every import counts, also one inside a function or under
-TYPE_CHECKING: moving an import into a function hides a dependency, it does not remove it.
+Imports run downwards only: cli → http → service → cluster → metrics → notify → runs → tasks
+→ envs → schedule → store → the shared vocabulary. Every import counts, also one inside a
+function or under TYPE_CHECKING: moving an import into a function hides a dependency, it does
+not remove it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ORDER = (
     "runs",
     "notify",
     "metrics",
+    "cluster",
     "service",
     "http",
     "cli",
@@ -42,6 +44,7 @@ CONFINED = {
     "uvicorn": "http",
     "prometheus_client": "metrics",
     "apprise": "notify",
+    "procrastinate": "cluster",
 }
 
 

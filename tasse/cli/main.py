@@ -59,6 +59,8 @@ _FLAGS = {  # command-line flag → Settings field
     "notify": "notify",
     "notify_file": "notify_file",
     "public_url": "public_url",
+    "cluster": "cluster",
+    "node_name": "node_name",
 }
 
 
@@ -160,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="remove every API and seed task from the store first",
     )
+    serve.add_argument(
+        "--cluster",
+        action="store_true",
+        default=None,
+        help="one of several nodes sharing a PostgreSQL store (docs/cluster.md)",
+    )
+    serve.add_argument("--node-name", help="this node's name in the cluster (default: host name)")
     # Supertask's own two flags: its logging is on by default, `--debug` makes it verbose.
     serve.add_argument("--verbose", action="store_true", help="log (on by default; Supertask's)")
     serve.add_argument("--debug", action="store_true", help="log at DEBUG (as --log-level DEBUG)")

@@ -167,7 +167,7 @@ async def run_task(
     name: TaskName, tasse: TasseDep, body: Annotated[RunRequest | None, Body()] = None
 ) -> Run:
     """Run the task now; `args` are appended, `params` become TASSE_PARAM_<NAME>."""
-    return tasse.run_now(name, body or RunRequest())
+    return await tasse.request_run(name, body or RunRequest())
 
 
 @router.post("/tasks/{name}/env/rebuild", status_code=202, dependencies=Authorized)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tasse.errors import (
+    ClusterUnavailableError,
     FolderTaskError,
     RunFinishedError,
     StoreUnavailableError,
@@ -28,6 +29,7 @@ from tasse.http.cronjobs import router as cronjobs_router
 from tasse.http.events import router as events_router
 from tasse.http.failures import InternalErrors
 from tasse.http.limits import BodyLimit
+from tasse.http.nodes import router as nodes_router
 from tasse.http.pages import actions
 from tasse.http.pages import routes as pages
 from tasse.http.pages.negotiation import Negotiation
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 #: timeouts and lost connections into StoreUnavailableError, they are this 503.
 _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (StoreUnavailableError, 503),
+    (ClusterUnavailableError, 503),
     (LookupError, 404),
     (TaskBusyError, 409),
     (TaskBrokenError, 409),
@@ -57,7 +60,9 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
 
 
 async def _tasse_error(request: Request, error: Exception) -> Response:
-    status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(error, kind)), 400)
+    status = getattr(error, "http_status", None)  # another cluster node's answer, passed on
+    if status is None:
+        status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(error, kind)), 400)
     if is_page(request):
         return error_page(request, status, str(error))
     return JSONResponse({"detail": str(error)}, status_code=status)
@@ -104,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(cronjobs_router)
+    app.include_router(nodes_router)
     app.include_router(pages.router)
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(packages=[("tasse.http.pages", "static")]), name="static")

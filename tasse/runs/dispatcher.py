@@ -85,6 +85,12 @@ class Dispatcher:
         #: each task's newest run, so listing 10,000 tasks needs no query
         self.last_runs: dict[str, Run] = store.latest_by_task()
 
+    def resume(self, at: datetime) -> None:
+        """Fires before `at` came due while no server fired them (a cluster's takeover):
+        the catch-up policy applies to them, as after a restart."""
+        self.started_at = at
+        self._caught_up.clear()
+
     def lookup(self, run_id: str) -> Run | None:
         """A live or recently finished run from memory, so polling it costs no query."""
         active = self._active.get(run_id)

@@ -7,7 +7,7 @@ time is kept in the job store (`FireTimes`), so a restart knows what it missed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -145,6 +145,31 @@ class Scheduler:
             self._aps.add_job(_never_called, trigger, id=job_id, name=name, **options)
             ids.append(job_id)
         self._jobs[name] = ids
+
+    def resume_after(self, last: Mapping[str, datetime]) -> int:
+        """Carry each task's jobs on from its `last` fire: what is due since fires at once.
+
+        A cluster node taking over the schedule: its jobs have run on (their fires went to
+        the node that held the lease before), so each is set to the first time after the
+        task's last claimed fire — at most a day back, as at a restart — and APScheduler
+        hands every time due since then over at once. How many jobs were moved.
+        """
+        now = datetime.now(UTC)
+        moved = 0
+        for job in self._aps.get_jobs():
+            previous = last.get(job.name)
+            current = getattr(job, "next_run_time", None)
+            if previous is None or current is None:
+                continue
+            after = job.trigger.get_next_fire_time(previous, previous)
+            # Later too: an interval starts when its job is added, so each node has its own
+            # phase; the cluster's is the one its claims were made in.
+            if after is not None and after != current:
+                job.modify(next_run_time=max(after, now - RESUME_AT_MOST))
+                moved += 1
+        if moved:
+            self._aps.wakeup()
+        return moved
 
     def remove(self, name: str) -> None:
         """The task is gone: unschedule it and forget its stored fire times."""

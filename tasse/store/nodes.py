@@ -1,21 +1,28 @@
-"""The servers using a store, each with its heartbeat: the store's cheap write probe.
+"""The servers using a store, each with its heartbeat: the store's cheap write probe, and
+the cluster's list of its nodes.
 
 Each server writes its row every few seconds (`store/writer.py`), which proves the store
-takes writes, not only reads; the cluster mode will read the same rows to see its peers.
+takes writes, not only reads; cluster nodes read the same rows to see their peers (`GET
+/nodes`), and a node whose heartbeat stopped is taken for dead (`store/claims.py`).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Integer, MetaData, String, Table
+from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
 from tasse import __version__
 from tasse.store.database import UTCDateTime
+from tasse.store.migrations import StoreNames
 from tasse.store.runs import RunStore
 from tasse.store.tables import upsert
+
+#: what a `tasse serve` node does (phase 2 adds "worker")
+SCHEDULER = "scheduler"
 
 
 def node_name() -> str:
@@ -23,22 +30,50 @@ def node_name() -> str:
     return socket.gethostname()[:128]
 
 
-class Nodes:
-    """Writes this server's heartbeat row in the nodes table."""
+@dataclass(frozen=True)
+class NodeRecord:
+    """One server as the nodes table has it."""
 
-    def __init__(self, store: RunStore, name: str | None = None):
-        names = store.names
-        self.name = name or node_name()
+    name: str
+    role: str
+    version: str
+    pid: int
+    address: str | None
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+def nodes_table(names: StoreNames) -> Table:
+    """The nodes table as reading and writing see it."""
+    return Table(
+        names.nodes,
+        MetaData(schema=names.schema),
+        Column("name", String(128), primary_key=True),
+        Column("pid", Integer, nullable=False),
+        Column("version", String(32), nullable=False),
+        Column("started_at", UTCDateTime, nullable=False),
+        Column("heartbeat_at", UTCDateTime, nullable=False),
+        Column("role", String(16)),
+        Column("address", String(255)),
+    )
+
+
+class Nodes:
+    """Writes this server's heartbeat row in the nodes table, and reads every node's."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        name: str | None = None,
+        role: str = SCHEDULER,
+        address: str | None = None,
+    ):
+        self.name = name or store.node or node_name()
+        self.role = role
+        #: where this node's API answers (shown to operators; None: not said)
+        self.address = address or store.node_address
         self._engine = store.engine
-        self._table = Table(
-            names.nodes,
-            MetaData(schema=names.schema),
-            Column("name", String(128), primary_key=True),
-            Column("pid", Integer, nullable=False),
-            Column("version", String(32), nullable=False),
-            Column("started_at", UTCDateTime, nullable=False),
-            Column("heartbeat_at", UTCDateTime, nullable=False),
-        )
+        self._table = nodes_table(store.names)
         self._put = upsert(self._table, "name", self._engine.dialect.name)
         self._started_at = datetime.now(UTC)
 
@@ -50,6 +85,8 @@ class Nodes:
             "version": __version__,
             "started_at": self._started_at,
             "heartbeat_at": datetime.now(UTC),
+            "role": self.role,
+            "address": self.address,
         }
         with self._engine.begin() as connection:
             if self._put is not None:
@@ -59,3 +96,21 @@ class Nodes:
             changed = connection.execute(table.update().where(table.c.name == self.name), row)
             if changed.rowcount == 0:
                 connection.execute(table.insert(), row)
+
+    def all(self) -> list[NodeRecord]:
+        """Every node that has written a heartbeat, by name."""
+        table = self._table
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(table).order_by(table.c.name)).all()
+        return [
+            NodeRecord(
+                name=row.name,
+                role=row.role or SCHEDULER,
+                version=row.version,
+                pid=row.pid,
+                address=row.address,
+                started_at=row.started_at,
+                heartbeat_at=row.heartbeat_at,
+            )
+            for row in rows
+        ]

@@ -65,8 +65,14 @@ class RunStore:
         schema: str | None = None,
         table_name: str = "tasse",
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        node: str | None = None,
+        node_address: str | None = None,
     ):
         self.names = StoreNames(table_name, schema)
+        #: the cluster node this server is: stamped on every run it writes (None: no cluster)
+        self.node = node
+        #: where the node's API answers, for its heartbeat row (`store/nodes.py`)
+        self.node_address = node_address
         self.address = address
         self.timeouts = timeouts
         self.engine = make_engine(address, timeouts)
@@ -133,7 +139,7 @@ class RunStore:
         """Record new runs, in one transaction (a restart may record a hundred missed fires)."""
         if runs:
             with self.engine.begin() as connection:
-                connection.execute(self._insert_run, [row_of(run) for run in runs])
+                connection.execute(self._insert_run, [self._row_of(run) for run in runs])
 
     def update(self, run: Run) -> None:
         """Record a run's new status and times."""
@@ -150,7 +156,7 @@ class RunStore:
         """
         if not runs:
             return
-        rows = [row_of(run) for run in runs]
+        rows = [self._row_of(run) for run in runs]
         with self.engine.begin() as connection:
             if self._put_runs is not None:
                 connection.execute(self._put_runs, rows)
@@ -159,6 +165,9 @@ class RunStore:
                 changed = connection.execute(self._update_run, {**row, "run_id": row["id"]})
                 if changed.rowcount == 0:
                     connection.execute(self._insert_run, row)
+
+    def _row_of(self, run: Run) -> dict[str, Any]:
+        return {**row_of(run), "node": self.node}
 
     @property
     def shown_address(self) -> str:
@@ -170,6 +179,14 @@ class RunStore:
         with self.engine.connect() as connection:
             row = connection.execute(self._get_run, {"run_id": run_id}).first()
         return run_of(row._mapping) if row else None
+
+    def node_of(self, run_id: str) -> tuple[RunStatus, str | None] | None:
+        """A run's status and the cluster node that recorded it (None: no such run)."""
+        runs = self._runs
+        query = select(runs.c.status, runs.c.node).where(runs.c.id == run_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (RunStatus(row.status), row.node)
 
     def for_task(
         self, task: str, limit: int = 100, status: str | None = None, before: str | None = None
@@ -247,9 +264,14 @@ class RunStore:
             return {row[0]: row[1] for row in connection.execute(self._last_successes)}
 
     def interrupt_unfinished(self, now: datetime) -> list[str]:
-        """Mark runs left queued or running by a previous server process as interrupted."""
+        """Mark runs left queued or running by a previous server process as interrupted.
+
+        A cluster node takes only its own: the others' runs are alive on their nodes.
+        """
         runs = self._runs
-        unfinished = runs.c.status.in_([RunStatus.queued.value, RunStatus.running.value])
+        unfinished: ColumnElement[bool] = runs.c.status.in_(_UNFINISHED)
+        if self.node is not None:
+            unfinished = unfinished & (runs.c.node == self.node)
         with self.engine.begin() as connection:
             ids = list(connection.execute(select(runs.c.id).where(unfinished)).scalars())
             connection.execute(

@@ -54,6 +54,8 @@ def tables(names: StoreNames) -> tuple[Table, Table]:
         Column("attempt", Integer, nullable=False),
         Column("args", JSON),
         Column("params", JSON),
+        # the cluster node that recorded it (null outside cluster mode); not part of a Run
+        Column("node", String(128)),
     )
     tasks = Table(
         names.tasks,
@@ -67,7 +69,8 @@ def tables(names: StoreNames) -> tuple[Table, Table]:
     return runs, tasks
 
 
-RUN_COLUMNS = tuple(tables(StoreNames())[0].c.keys())
+#: the columns a Run is made of (`node` is the store's own, stamped by the writing node)
+RUN_COLUMNS = tuple(column.key for column in tables(StoreNames())[0].c if column.key != "node")
 
 
 def row_of(run: Run) -> dict[str, Any]:

@@ -407,7 +407,17 @@ def test_the_tables_have_the_configured_names(store: RunStore, place: Place) -> 
     tables = table_names(store.engine)
     made = {place.table_name} | {  # the defined tasks' table is named exactly as the store
         f"{place.table_name}_{part}"
-        for part in ("runs", "fire_times", "nodes", "pauses", "outbox", "alembic_version")
+        for part in (
+            "runs",
+            "fire_times",
+            "nodes",
+            "pauses",
+            "outbox",
+            "leases",
+            "fire_claims",
+            "commands",
+            "alembic_version",
+        )
     }
 
     assert {name for name in tables if name.startswith(place.table_name)} == made
@@ -438,6 +448,9 @@ def test_a_schema_holds_the_tables_and_is_created_if_missing(backend: str, tmp_p
                     f"{place.table_name}_nodes",
                     f"{place.table_name}_pauses",
                     f"{place.table_name}_outbox",
+                    f"{place.table_name}_leases",
+                    f"{place.table_name}_fire_claims",
+                    f"{place.table_name}_commands",
                     f"{place.table_name}_alembic_version",
                 }
             assert place.table_name + "_runs" not in table_names(store.engine)  # default schema
@@ -561,6 +574,9 @@ def test_tasse_0_1s_default_table_is_adopted_as_it_is(tmp_path: Path) -> None:
             "tasse_nodes",
             "tasse_pauses",
             "tasse_outbox",
+            "tasse_leases",
+            "tasse_fire_claims",
+            "tasse_commands",
             "tasse_alembic_version",
         }
     finally:

@@ -90,7 +90,7 @@ async def run_now(
     """Run the task now with the form's args, params and env (`POST /tasks/{name}/run`)."""
 
     async def action() -> tuple[str, str]:
-        run = tasse.run_now(name, run_request(form))
+        run = await tasse.request_run(name, run_request(form))
         return f"/runs/{run.id}", f"Started run {run.id} of {name}."
 
     return await _act(request, session, form, f"/tasks/{name}", action)
@@ -156,7 +156,7 @@ async def again(
 
     async def action() -> tuple[str, str]:
         old = await tasse.get_run(run_id)
-        run = tasse.run_now(old.task, RunRequest(args=old.args, params=old.params))
+        run = await tasse.request_run(old.task, RunRequest(args=old.args, params=old.params))
         return f"/runs/{run.id}", f"Started run {run.id} of {old.task} again."
 
     return await _act(request, session, form, f"/runs/{run_id}", action)

@@ -13,7 +13,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_PAGES = re.compile(r"^/(?:tasks/[^/]+|runs/[^/]+|problems|notifications)$")
+_PAGES = re.compile(r"^/(?:tasks/[^/]+|runs/[^/]+|problems|notifications|nodes)$")
 
 
 def wants_html(accept: str) -> bool:

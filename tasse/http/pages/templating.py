@@ -77,6 +77,7 @@ def render(
         "auth_required": session.auth_required,
         "request_path": request.url.path,
         "flash": request.cookies.get(FLASH_COOKIE),
+        "cluster_mode": tasse.cluster is not None,
     }
     html = _env.get_template(template).render(page | context)
     response = HTMLResponse(html, status_code=status_code)

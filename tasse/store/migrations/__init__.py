@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: the newest revision in versions/ (a test checks they agree)
-HEAD = "0009"
+HEAD = "0010"
 #: the table name a store has when none is set; its tasks table stays `tasse_tasks`
 DEFAULT_TABLE = "tasse"
 #: the columns of APScheduler's SQLAlchemy job table, which Supertask keeps its jobs in
@@ -90,9 +90,34 @@ class StoreNames:
         return f"{self.table}_outbox"
 
     @property
+    def leases(self) -> str:
+        """The cluster's leases (the scheduler's), each with its holder and fencing token."""
+        return f"{self.table}_leases"
+
+    @property
+    def fire_claims(self) -> str:
+        """One row per task and nominal fire time: the node that won the fire."""
+        return f"{self.table}_fire_claims"
+
+    @property
+    def commands(self) -> str:
+        """Requests one cluster node leaves for another (a manual run, a cancel)."""
+        return f"{self.table}_commands"
+
+    @property
     def all_tables(self) -> tuple[str, ...]:
         """Every table the migrations make, but Alembic's own."""
-        return (self.runs, self.tasks, self.fire_times, self.nodes, self.pauses, self.outbox)
+        return (
+            self.runs,
+            self.tasks,
+            self.fire_times,
+            self.nodes,
+            self.pauses,
+            self.outbox,
+            self.leases,
+            self.fire_claims,
+            self.commands,
+        )
 
     @property
     def version_table(self) -> str:

@@ -1,0 +1,101 @@
+"""What a node that died leaves behind in the store, found by the cluster's scheduler.
+
+A node whose heartbeat (`store/nodes.py`) stopped is taken for dead. Its unfinished runs
+are recorded `interrupted`, naming it; fires it claimed in its last moments with no record
+yet (killed between the claim and its record's write) are given one, so no fire is left
+without an outcome. PostgreSQL only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import String, text
+
+from tasse.models import RunStatus
+from tasse.store.claims import claims_table
+from tasse.store.database import UTCDateTime
+from tasse.store.runs import RunStore
+
+#: a dead node's claims this long before its last heartbeat may lack a record; older ones
+#: were written long ago (a record follows its claim within milliseconds)
+CLAIM_WINDOW = timedelta(seconds=15)
+#: claims older than this are never looked at again (history may have been pruned)
+LOOK_BACK = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class OrphanFire:
+    """A fire a dead node claimed and left without a record."""
+
+    task: str
+    scheduled_at: datetime
+    node: str
+
+
+class Orphans:
+    """Finds and settles what dead nodes left unfinished."""
+
+    def __init__(self, store: RunStore):
+        names = store.names
+
+        def where(table: str) -> str:
+            return f"{names.schema}.{table}" if names.schema else table
+
+        runs, nodes = where(names.runs), where(names.nodes)
+        claims = where(claims_table(store).name)
+        self._engine = store.engine
+        self._fires = text(
+            f"""
+            SELECT c.task, c.scheduled_at, c.node FROM {claims} c
+            JOIN {nodes} n ON n.name = c.node
+            WHERE n.heartbeat_at < :dead_before AND c.node <> :me
+              AND c.claimed_at > :look_back
+              AND c.claimed_at > n.heartbeat_at - make_interval(secs => :window)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {runs} r WHERE r.task = c.task AND r.scheduled_at = c.scheduled_at
+              )
+            ORDER BY c.scheduled_at
+            """
+        ).columns(task=String(), scheduled_at=UTCDateTime(), node=String())
+        self._interrupt = text(
+            f"""
+            UPDATE {runs} r SET status = :interrupted, finished_at = :now,
+                error = 'node ' || r.node || ' stopped answering while this run was unfinished'
+            FROM {nodes} n
+            WHERE n.name = r.node AND n.heartbeat_at < :dead_before AND r.node <> :me
+              AND r.status IN (:queued, :running)
+            RETURNING r.id
+            """
+        ).columns(id=String())
+
+    def unrecorded_fires(self, me: str, dead_before: datetime, now: datetime) -> list[OrphanFire]:
+        """Fires claimed by nodes silent since `dead_before` that have no record."""
+        values = {
+            "me": me,
+            "dead_before": _naive(dead_before),
+            "look_back": _naive(now - LOOK_BACK),
+            "window": CLAIM_WINDOW.total_seconds(),
+        }
+        with self._engine.connect() as connection:
+            rows = connection.execute(self._fires, values).all()
+        return [OrphanFire(row.task, row.scheduled_at, row.node) for row in rows]
+
+    def interrupt_runs(self, me: str, dead_before: datetime, now: datetime) -> list[str]:
+        """Record the unfinished runs of nodes silent since `dead_before` as interrupted."""
+        values = {
+            "me": me,
+            "dead_before": _naive(dead_before),
+            "now": _naive(now),
+            "interrupted": RunStatus.interrupted.value,
+            "queued": RunStatus.queued.value,
+            "running": RunStatus.running.value,
+        }
+        with self._engine.begin() as connection:
+            return list(connection.execute(self._interrupt, values).scalars())
+
+
+def _naive(moment: datetime) -> datetime:
+    # The store's timestamp columns hold UTC without a zone (`UTCDateTime`).
+    return moment.astimezone(UTC).replace(tzinfo=None)

@@ -1,0 +1,114 @@
+"""A cluster on loopback for tests and benchmarks: a private PostgreSQL, a shared tasks
+folder, and `tasse serve --cluster` nodes as separate processes, each with its own data
+folder — killed, frozen and continued as a failing machine would be."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from tasse.store.database import make_engine
+from tests.http.test_api import Server, wait_until
+from tests.store.private_postgres import PrivateCluster
+
+
+class Rig:
+    """A private PostgreSQL and the nodes sharing it."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="tasse-cluster-"))
+        self.tasks = self.root / "tasks"
+        self.tasks.mkdir()
+        self.postgres = PrivateCluster()
+        self.nodes: dict[str, Server] = {}
+        self._engine: Any = None
+
+    def __enter__(self) -> Rig:
+        self.postgres.create()
+        self._engine = make_engine(self.postgres.address)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for node in self.nodes.values():
+            node.http.close()
+            if node.process is not None and node.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(node.process.pid, signal.SIGCONT)
+                node.process.kill()
+                node.process.wait(10)
+        if self._engine is not None:
+            self._engine.dispose()
+        self.postgres.destroy()
+
+    def task(self, name: str, yaml: str, script: str = "echo fired\n") -> None:
+        """A task folder in the shared tasks folder (a shell script: cheap to start)."""
+        folder = self.tasks / name
+        folder.mkdir()
+        (folder / "task.yaml").write_text(textwrap.dedent(yaml))
+        (folder / "task.sh").write_text(script)
+
+    def start(self, name: str) -> Server:
+        """Start node `name` (again, on its own data folder, if it ran before)."""
+        data = self.root / name / "data"
+        if not data.exists():
+            data.mkdir(parents=True)
+            (data / "tasks").symlink_to(self.tasks)
+        flags = ["--cluster", "--node-name", name, "--store-address", self.postgres.address]
+        if name in self.nodes:  # started again: the old process's connections are dead
+            self.nodes[name].http.close()
+        node = Server(data, env={"TASSE_LOG_LEVEL": "INFO"}, flags=flags)
+        node.start(timeout=30)
+        self.nodes[name] = node
+        return node
+
+    def scheduler(self) -> str | None:
+        """The node holding the scheduler lease now, by the store."""
+        rows = self.query(
+            "SELECT holder FROM tasse_leases WHERE name = 'scheduler'"
+            " AND expires_at > (clock_timestamp() AT TIME ZONE 'UTC')"
+        )
+        return rows[0][0] if rows else None
+
+    def wait_for_scheduler(self, timeout: float = 20) -> str:
+        found: str = wait_until(self.scheduler, timeout=timeout)
+        return found
+
+    def kill(self, name: str) -> None:
+        """kill -9 the node, as a crash would (its runs' processes are left behind)."""
+        process = self.nodes[name].process
+        assert process is not None
+        process.kill()
+        process.wait(10)
+
+    def freeze(self, name: str) -> None:
+        process = self.nodes[name].process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        process = self.nodes[name].process
+        assert process is not None
+        os.kill(process.pid, signal.SIGCONT)
+
+    def query(self, sql: str, **values: Any) -> list[Any]:
+        with self._engine.connect() as connection:
+            return list(connection.execute(text(sql), values))
+
+    def first_claim_after(self, moment: float, by: str) -> float | None:
+        """Seconds from `moment` (time.time()) to the first fire `by` claimed after it."""
+        rows = self.query(
+            "SELECT EXTRACT(EPOCH FROM min(claimed_at) AT TIME ZONE 'UTC')"
+            " FROM tasse_fire_claims WHERE node = :node"
+            " AND claimed_at > to_timestamp(:moment) AT TIME ZONE 'UTC'",
+            node=by,
+            moment=moment,
+        )
+        first = rows[0][0]
+        return None if first is None else float(first) - moment
