@@ -15,10 +15,11 @@ from tasse.errors import TaskConfigError
 from tasse.models import RunRequest, RunStatus
 from tasse.runs.logs import MAX_LINE, RunLogWriter
 from tasse.schedule.triggers import upcoming
-from tasse.service import Tasse, prepare
+from tasse.service import Tasse
 from tasse.settings import Settings
 from tasse.store.log_files import LogLayout
 from tasse.tasks import discovery
+from tasse.tasks.triggers import prepare
 from tests.conftest import MakeTask, settle
 from tests.runs.test_runner import add_task, wait_final
 

@@ -10,9 +10,9 @@ import pytest
 
 from tasse.errors import TaskConfigError
 from tasse.schedule.specs import IntervalSpec
-from tasse.service import prepare
 from tasse.tasks import discovery, task_file
 from tasse.tasks.task import Task
+from tasse.tasks.triggers import prepare
 from tests.conftest import MakeTask, settle
 
 INTERVAL_10S = """

@@ -1,0 +1,279 @@
+"""`Tasse`: builds every part from `Settings`, wires their callbacks, starts and stops them."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from tasse import __version__
+from tasse.cluster.node import Cluster
+from tasse.envs.provisioner import Provisioner
+from tasse.errors import (
+    StoreUnavailableError,
+)
+from tasse.events import EventHub
+from tasse.metrics.metrics import Metrics
+from tasse.models import (
+    TaskCounts,
+)
+from tasse.notify.notifier import Notifier
+from tasse.runs.dispatcher import Dispatcher
+from tasse.runs.outcomes import RecentOutcomes
+from tasse.runs.pauses import PausedTasks
+from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
+from tasse.schedule.lag import LoopLag
+from tasse.schedule.scheduler import Scheduler
+from tasse.service.discovery import Discovery
+from tasse.service.run_answers import RunAnswers
+from tasse.service.server_answers import ServerAnswers
+from tasse.settings import Settings
+from tasse.store.database import Timeouts
+from tasse.store.journal import Journal
+from tasse.store.log_files import LogLayout
+from tasse.store.nodes import node_name
+from tasse.store.retention import Retention
+from tasse.store.runs import RunStore
+from tasse.store.timeline import Timeline
+from tasse.store.writer import RecordWriter
+from tasse.tasks.catalog import Catalog
+from tasse.tasks.notify_spec import NotifySpec
+from tasse.tasks.registry import Registry
+from tasse.tasks.reloader import Reloader
+from tasse.tasks.seeds import Seeder, seed_files
+
+logger = logging.getLogger(__name__)
+
+
+class Tasse(Discovery, RunAnswers, ServerAnswers):
+    """The one seam the API and CLI call."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.layout = LogLayout(
+            settings.logs_dir,
+            settings.max_run_log_bytes,
+            settings.max_task_log_bytes,
+            settings.task_log_backups,
+        )
+        self.store = RunStore(
+            settings.store_url,
+            settings.store_schema_name,
+            settings.store_table_name,
+            Timeouts(settings.store_connect_timeout, settings.store_statement_timeout),
+            node=(settings.node_name or node_name()) if settings.cluster else None,
+            node_address=settings.http_listen_address,
+        )
+        self.records = RecordWriter(
+            self.store,
+            Journal(settings.journal_path, settings.journal_max_bytes),
+            deadline=settings.store_statement_timeout,
+        )
+        self.registry = Registry()
+        #: live events for pages and scripts (`GET /events`)
+        self.events = EventHub(queued=settings.events_queue)
+        #: Prometheus metrics (`GET /metrics`), told by the parts' hooks wired here
+        self.metrics = Metrics(__version__)
+        self.envs = Provisioner(
+            settings, self.layout, self._env_changed, on_built=self.metrics.note_env_build
+        )
+        self.pauses = PausedTasks(self.store, self.records)
+        self.notifier = Notifier(
+            settings,
+            self.store,
+            self.records,
+            self.layout,
+            spec_of=self._notify_spec,
+            retries_of=self._retries,
+            env_problem=self.envs.problem,
+            on_attempt=self.metrics.note_notification,
+        )
+        self.dispatcher = Dispatcher(
+            settings,
+            self.store,
+            self.records,
+            self.layout,
+            self.envs,
+            current_task=self._current_task,
+            is_paused=self.pauses.is_paused,
+            on_change=self._run_recorded,
+            notices=self.notifier.notices_for,
+        )
+        #: this node's part in a cluster (docs/cluster.md); None for a server on its own
+        self.cluster = self._cluster() if settings.cluster else None
+        if self.cluster is None:
+            self.scheduler = Scheduler(self._on_fire, settings.timezone, self.records.fire_times)
+        else:  # a cluster resumes from its fire claims, not from one node's stored times
+            self.scheduler = Scheduler(self.cluster.on_fire, settings.timezone)
+        self.started_at: datetime | None = None
+        self.reloader = Reloader(settings, self.rescan)
+        self.catalog = Catalog(
+            settings,
+            self.store,
+            self.registry,
+            self.scheduler,
+            self.envs,
+            self.rescan,
+            on_removed=self._defined_removed,
+            on_defined=self._defined,
+            until_idle=self.dispatcher.until_idle,
+        )
+        seeds = seed_files(settings)
+        self.seeder = Seeder(self.catalog, seeds, settings.pre_seed_interval) if seeds else None
+        self.retention = Retention(
+            settings,
+            self.store,
+            self.layout,
+            lambda run_id: self.dispatcher.active(run_id) is not None,
+            lambda: self.registry.entries.keys(),
+        )
+        self.timeline = Timeline(self.store, self.records, self._read_deadline)
+        #: the overview's strips of last outcomes, in memory once read
+        self.outcomes = RecentOutcomes(self.timeline.recent_outcomes)
+        self._counted: tuple[float, TaskCounts] | None = None
+        self.lag = LoopLag()
+        self._rescan_lock = asyncio.Lock()
+        self._unwatch_children: Callable[[], None] = lambda: None
+        self._next_fires_slots = asyncio.Semaphore(2)
+
+    def _cluster(self) -> Cluster:
+        return Cluster(
+            self.store,
+            self.records,
+            deliver=self._on_fire,
+            take_over=self._take_over,
+            tasks=lambda: self.registry.entries.keys(),
+            run_now=self.run_now,
+            cancel=self.dispatcher.cancel,
+        )
+
+    def _take_over(self, last: Mapping[str, datetime], fresh: bool) -> None:
+        # This node fires from now on: the fires since each task's last claim come due now.
+        if fresh:
+            self.dispatcher.resume(datetime.now(UTC))
+        moved = self.scheduler.resume_after(last)
+        logger.info("the schedule resumes from the last claimed fires (%d job(s) set back)", moved)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover from an unclean stop, load every task, then start firing and watching."""
+        # What the journal kept (the store was down when the last server stopped) first:
+        # a run it holds as ended must not be taken for one left unfinished.
+        await asyncio.to_thread(self.records.replay)
+        self.records.start()
+        # After the replay: a pause or resume the journal kept is in the store by now.
+        await asyncio.to_thread(self.pauses.load)
+        interrupted = await asyncio.to_thread(self.store.interrupt_unfinished, datetime.now(UTC))
+        if interrupted:
+            logger.warning(
+                "%d run(s) were unfinished when the server last stopped: recorded as interrupted",
+                len(interrupted),
+            )
+            # A server killed outright leaves its runs' processes behind: stop them.
+            await asyncio.to_thread(stop_leftovers, interrupted)
+            self.dispatcher.last_runs = await asyncio.to_thread(self.store.latest_by_task)
+        await self._load_last_successes()
+        self.settings.tasks_dir.mkdir(parents=True, exist_ok=True)
+        # The first load creates hundreds of thousands of long-lived objects with
+        # thousands of tasks; collecting while they are built only costs time, and
+        # frozen afterwards they no longer make every full collection a long pause.
+        gc.disable()
+        try:
+            # Defined tasks first: a folder whose name one of them has is then reported.
+            if self.settings.pre_delete_jobs:
+                removed = await asyncio.to_thread(self.store.delete_tasks, ("api", "seed"))
+                logger.info("--pre-delete-jobs: %d API and seed task(s) removed", removed)
+            self.scheduler.load_fire_times()
+            await self.catalog.load()
+            if self.seeder is not None:
+                await self.seeder.start()
+            report = await self.rescan()
+        finally:
+            gc.freeze()
+            gc.enable()
+        self._unwatch_children = watch_children_on_the_loop()
+        # Before the first fire: a fire missed while the server was down is told.
+        await self.notifier.start(self.dispatcher.last_runs, self._notify_specs())
+        await self.envs.start()
+        self.retention.start()
+        # Fire times before now came due while the server was down (or loading): catch-up
+        # applies to them, not the grace time.
+        self.dispatcher.started_at = datetime.now(UTC)
+        self.scheduler.start()
+        if self.cluster is not None:
+            self.cluster.start()
+        self.reloader.start()
+        self.lag.start()
+        self.started_at = datetime.now(UTC)
+        logger.info(
+            "Tasse started: %d task(s) from folders, %d defined, %d error(s), data in %s",
+            len(report.added),
+            len(self.catalog.stored),
+            len(report.errors),
+            self.settings.data_dir,
+        )
+
+    async def _load_last_successes(self) -> None:
+        # Once, at start: from then on every recorded success keeps them (`_run_recorded`),
+        # so a scrape reads memory, not 100,000 runs (55 ms in SQLite) each time.
+        try:
+            found = await self.store.off_loop(self.store.last_successes, "reading last successes")
+        except StoreUnavailableError as error:
+            logger.warning("metrics: last successes unknown until tasks succeed again: %s", error)
+            return
+        self.metrics.note_last_successes(found)
+
+    async def stop(self) -> None:
+        """End live streams, stop firing and watching, stop live runs, and close the store."""
+        self.events.close()
+        if self.cluster is not None:  # the lease goes first: another node takes over at once
+            await self.cluster.stop()
+        await self.lag.stop()
+        self.scheduler.shutdown()
+        await self.reloader.stop()
+        if self.seeder is not None:
+            await self.seeder.stop()
+        await self.dispatcher.shutdown()
+        await self.envs.stop()
+        self._unwatch_children()
+        await self.retention.stop()
+        await self.notifier.stop(self.settings.notify_timeout + 1)
+        # Every outcome, fire time and notification is handed over by now; what the store
+        # cannot take in time stays in the journal for the next start.
+        await asyncio.to_thread(self.records.stop, self.settings.store_statement_timeout + 5)
+        self.store.close()
+
+    # -- what the parts tell each other ---------------------------------------------------
+
+    def _defined(self, name: str, new: bool) -> None:
+        if new:
+            self.events.task_added(name)
+        else:
+            self.events.task_changed(name, "definition")
+
+    def _defined_removed(self, name: str) -> None:
+        self.dispatcher.forget(name)
+        self.events.task_removed(name)
+
+    def _env_changed(self, names: list[str]) -> None:
+        if names:
+            self.events.env_changed(names, self.envs.info(names[0]))
+            self.notifier.env_failed(names)
+
+    def _notify_spec(self, name: str) -> NotifySpec | None:
+        entry = self.registry.entries.get(name)
+        return entry.task.spec.notify if entry is not None and entry.task else None
+
+    def _notify_specs(self) -> dict[str, NotifySpec]:
+        return {
+            name: entry.task.spec.notify
+            for name, entry in self.registry.entries.items()
+            if entry.task is not None and entry.task.spec.notify is not None
+        }
+
+    def _retries(self, name: str) -> int:
+        entry = self.registry.entries.get(name)
+        return entry.task.spec.retries if entry is not None and entry.task else 0
