@@ -341,6 +341,15 @@ def test_one_row_per_task_by_name_each_label_a_link() -> None:
     assert bars["a"] < bars["b"] < bars["c"]
 
 
+def test_a_row_with_a_title_shows_it_and_names_the_task_in_its_tooltip() -> None:
+    runs = [make_run(name, at=SINCE + timedelta(hours=1)) for name in ("nightly", "b")]
+    chart = timeline(runs, since=SINCE, until=UNTIL, zone=BERLIN, titles={"nightly": "Backup DB"})
+    labels = [e for e in svg_of(chart).iter(f"{NS}text") if "task" in (e.get("class") or "")]
+    assert [e.text for e in labels] == ["b", "Backup DB"]  # sorted by name, shown by title
+    assert [title.text for title in labels[1].iter(f"{NS}title")] == ["Backup DB (nightly)"]
+    assert list(labels[0].iter(f"{NS}title")) == []
+
+
 def test_the_time_axis_is_local_time_with_steps_for_the_span() -> None:
     day = [e.text for e in draw([]).iter(f"{NS}text") if e.get("class") == "label"]
     assert day[:3] == ["Nov 3", "03:00", "06:00"]

@@ -137,6 +137,12 @@ def test_a_folder_title_is_shown_and_found_and_none_is_null(
     assert 'Monthly sales report <code class="task-name">report</code>' in page
     heading = server.http.get("/tasks/report", headers={"Accept": "text/html"}).text
     assert "<title>Monthly sales report" in heading
+    run = server.http.post("/tasks/report/run").json()
+    run_page = server.http.get(f"/runs/{run['id']}", headers={"Accept": "text/html"}).text
+    arrow = "\N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
+    assert f'<a href="/tasks/report">Monthly sales report</a> {arrow} run' in run_page
+    timeline = server.http.get("/timeline", headers={"Accept": "text/html"}).text
+    assert "<title>Monthly sales report (report)</title>" in timeline
 
     server.task("broken", "title: |\n  two\n  lines\n")
     errors = server.http.post("/rescan").json()["errors"]

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
+from tasse.errors import TaskNotFoundError
 from tasse.http.pages import views
 from tasse.http.pages.charts import duration_chart, outcome_calendar, timeline
 from tasse.http.pages.problems import Problem, problems_of
@@ -113,6 +114,10 @@ async def run_page(
     """One run: its facts, and its log (live while it runs)."""
     run = await tasse.get_run(run_id)
     tail = views.log_tail(tasse.layout.run_log(run.task, run.id))
+    try:
+        task_title = tasse.get_task(run.task).title
+    except TaskNotFoundError:  # the run of a task removed since
+        task_title = None
     return render(
         request,
         tasse,
@@ -122,6 +127,7 @@ async def run_page(
             "section": "overview",
             "live_scope": f"run:{run.id}",
             "run": run,
+            "task_title": task_title,
             "params": run.params,
             "log_text": tail.text,
             "log_size": tail.size,
@@ -167,7 +173,13 @@ async def timeline_page(
             "truncated": truncated,
             "q": q,
             "page": views.Pager.of(request, page, TASKS_PER_PAGE, total),
-            "chart": timeline(runs, since=since, until=until, zone=zone),
+            "chart": timeline(
+                runs,
+                since=since,
+                until=until,
+                zone=zone,
+                titles={info.name: info.title for info in shown if info.title},
+            ),
         },
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -74,8 +74,12 @@ def timeline(
     zone: ZoneInfo,
     width: int = 960,
     row_height: int = 18,
+    titles: Mapping[str, str] | None = None,
 ) -> Markup:
-    """One row per task, each run a bar from start to end, fires that did not run as ticks."""
+    """One row per task, each run a bar from start to end, fires that did not run as ticks.
+
+    A row is labelled with its task's title where `titles` has one (the name in its tooltip).
+    """
     if until <= since:
         raise ValueError(f"a timeline needs until after since, not {since} to {until}")
     rows = _by_task(runs)
@@ -90,7 +94,7 @@ def timeline(
     parts = ["", _time_axis(since, until, zone, plot, height)]
     for index, (task, task_runs) in enumerate(rows):
         top = _AXIS_HEIGHT + index * row_height
-        parts.append(_row_label(task, top, row_height))
+        parts.append(_row_label(task, (titles or {}).get(task), top, row_height))
         _row_marks(task_runs, str(escape(task)), top, row_height, plot, parts)
     if not plot.counts:
         x, y = _LABEL_WIDTH + plot_width // 2, _AXIS_HEIGHT + row_height - 5
@@ -115,9 +119,11 @@ def _summary(tasks: int, since: datetime, until: datetime, zone: ZoneInfo, plot:
     return f"Runs of {tasks} tasks, {window} ({zone}), {shown:,} shown{counts}"
 
 
-def _row_label(task: str, top: int, row_height: int) -> str:
-    short = task if len(task) <= _NAME_CHARS else f"{task[: _NAME_CHARS - 1]}…"
-    whole = f"<title>{escape(task)}</title>" if short != task else ""
+def _row_label(task: str, title: str | None, top: int, row_height: int) -> str:
+    label = title or task
+    short = label if len(label) <= _NAME_CHARS else f"{label[: _NAME_CHARS - 1]}…"
+    said = f"{title} ({task})" if title else task
+    whole = f"<title>{escape(said)}</title>" if said != short else ""
     return (
         f'<a href="{task_href(task)}"><text class="label task" x="{_LABEL_WIDTH - 6}" '
         f'y="{top + row_height - 5}" text-anchor="end">{escape(short)}{whole}</text></a>'
