@@ -272,6 +272,14 @@ def test_weeks_are_columns_and_weekdays_rows() -> None:
     assert labels[3:] == ["Aug", "Sep", "Oct", "Nov"]
 
 
+def test_a_month_that_begins_in_the_last_week_has_room_for_its_name() -> None:
+    root = svg_of(outcome_calendar([], today=date(2026, 12, 2), zone=UTC_ZONE))
+    months = [e for e in root.iter(f"{NS}text") if "month" in (e.get("class") or "")]
+    assert months[-1].text == "Dec"
+    # three letters of the 10 px label font take about 20 px
+    assert num(months[-1], "x") + 20 <= float(root.get("width") or 0)
+
+
 # -- timeline -----------------------------------------------------------------------------------
 
 SINCE = datetime(2025, 11, 3, 0, 0, tzinfo=BERLIN)

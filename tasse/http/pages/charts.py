@@ -44,6 +44,8 @@ _MIN_SLOTS = 30
 #: the strip's squares and the calendar's cells: size and distance apart
 _SQUARE, _SQUARE_PITCH = 10, 12
 _CELL, _CELL_PITCH, _CAL_LEFT, _CAL_TOP = 11, 13, 30, 16
+#: pixels a three-letter month name takes beyond its column
+_MONTH_LABEL = 14
 #: a day's cell takes the first of these it saw: the worst outcome of the day
 SEVERITY = (
     RunStatus.failed,
@@ -182,7 +184,8 @@ def outcome_calendar(
     counts = _per_day(runs, zone, first, today)
     dates = [first + timedelta(days=n) for n in range(days)]
     worst = {day: _worst(counts[day]) for day in dates if day in counts}
-    width = _CAL_LEFT + ((today - monday).days // 7 + 1) * _CELL_PITCH
+    # room at the right for a month's name that starts in the last weeks ("Dec")
+    width = _CAL_LEFT + ((today - monday).days // 7 + 1) * _CELL_PITCH + _MONTH_LABEL
     height = _CAL_TOP + 7 * _CELL_PITCH
     label = f"Worst outcome of each day, {first} to {today} ({zone}), in days: "
     label += ", ".join(filter(None, [tally(worst.values()), f"{days - len(worst)} without runs"]))
