@@ -36,7 +36,7 @@ from tasse.models import (
     TaskSource,
     TaskState,
 )
-from tasse.notify.notifier import public
+from tasse.notify.views import public
 from tasse.service import Tasse
 from tasse.store.outbox import NoticeStatus
 from tasse.store.windows import RunWindow

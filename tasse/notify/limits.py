@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tasse.store.outbox import Notice
+from tasse.notify import message
+from tasse.store.outbox import Notice, NoticeStatus
 
 #: (task, target key)
 Key = tuple[str, str]
@@ -61,3 +62,30 @@ class RateLimit:
             else:
                 del self._open[key]  # quiet for a whole window: the next message goes at once
         return digests
+
+
+def digest_of(held: list[Notice], now: datetime, public_url: str | None) -> list[Notice]:
+    """One window's held rows marked digested, and the digest that tells of them (last)."""
+    first = held[0]
+    lines = [
+        f"{notice.created_at:%H:%M:%S} {', '.join(notice.events)}: "
+        f"{notice.payload.get('reason', '')}"
+        for notice in held
+    ]
+    payload = message.payload(
+        first.task,
+        ["digest"],
+        f"{len(held)} notification(s) held back by the rate limit",
+        None,
+        lines,
+        public_url,
+    )
+    digest = first.but(
+        id=f"digest-{first.id}"[:160],
+        events=("digest",),
+        run_id=None,
+        created_at=now,
+        status=NoticeStatus.pending,
+        payload=payload,
+    )
+    return [*(n.but(status=NoticeStatus.digested, error=digest.id) for n in held), digest]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -31,9 +32,10 @@ class Target:
     url: str
     tags: frozenset[str] = field(default_factory=frozenset)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A short stable name for the target that gives nothing of its URL away."""
+        # cached: a burst of 1,000 failures asks it several times per row, on the loop
         return hashlib.sha256(self.url.encode()).hexdigest()[:16]
 
     @property

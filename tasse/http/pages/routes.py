@@ -23,7 +23,7 @@ from tasse.http.pages.session import Session, session_of
 from tasse.http.pages.templating import render
 from tasse.http.text import TEXT_HEADERS
 from tasse.models import RunStatus, TaskSource, TaskState
-from tasse.notify.notifier import public
+from tasse.notify.views import public
 from tasse.schedule.wording import describe_all
 from tasse.service import Tasse
 from tasse.tasks.listing import Sort, TaskQuery
