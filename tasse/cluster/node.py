@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 
 from tasse.cluster.commands import Cancel, CommandDesk, RunNow
@@ -37,6 +37,9 @@ FORWARD_WAIT = 5.0
 #: what a takeover does on the node: each task's last claimed fire, and whether the node
 #: just became the scheduler (True) or only resumes after claims that failed (False)
 TakeOver = Callable[[Mapping[str, datetime], bool], None]
+#: the cluster-wide duties the scheduler node does besides firing (notifications): called
+#: with True when it gains the lease, then with False every RENEW_EVERY while it holds it
+Duties = Callable[[bool], Awaitable[None]]
 _UNFINISHED = (RunStatus.queued, RunStatus.running)
 
 
@@ -53,12 +56,14 @@ class Cluster:
         tasks: Callable[[], Iterable[str]],
         run_now: RunNow,
         cancel: Cancel,
+        duties: Duties | None = None,
     ):
         assert store.node is not None, "a cluster node's store stamps its runs with its name"
         self.name = store.node
         self._store = store
         self._take_over = take_over
         self._tasks = tasks
+        self._duties = duties
         self._leases = Leases(store)
         self._claims = FireClaims(store, self._leases)
         commands = Commands(store, self._leases)
@@ -107,6 +112,15 @@ class Cluster:
 
     async def _gained(self, token: int) -> None:
         await self._resume(fresh=True)
+        await self._do_duties(gained=True)
+
+    async def _do_duties(self, gained: bool) -> None:
+        if self._duties is None:
+            return
+        try:
+            await self._duties(gained)
+        except Exception as error:  # tried again at the next renewal
+            logger.error("cluster node %s: its scheduler duties failed: %s", self.name, error)
 
     def _lost(self) -> None:
         logger.warning("cluster node %s is a standby now: it fires nothing", self.name)
@@ -132,6 +146,8 @@ class Cluster:
             if self.fires.needs_resume and self.lease.held:
                 self.fires.needs_resume = False
                 await self._resume(fresh=False)
+            if self.lease.held:
+                await self._do_duties(gained=False)
 
     async def run_on_scheduler(self, name: str, request: RunRequest) -> Run:
         """A manual run, started by the scheduler node."""
