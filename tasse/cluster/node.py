@@ -80,6 +80,7 @@ class Cluster:
             records.put_runs,
         )
         self._watch: asyncio.Task[None] | None = None
+        self._taking: asyncio.Task[None] | None = None
 
     @property
     def is_scheduler(self) -> bool:
@@ -112,7 +113,9 @@ class Cluster:
 
     async def _gained(self, token: int) -> None:
         await self._resume(fresh=True)
-        await self._do_duties(gained=True)
+        # Not awaited: the keeper renews the lease after this returns, and reading the
+        # outbox and the history must never hold a renewal up.
+        self._taking = asyncio.get_running_loop().create_task(self._do_duties(gained=True))
 
     async def _do_duties(self, gained: bool) -> None:
         if self._duties is None:
