@@ -219,6 +219,14 @@ class ClusterUnavailableError(TasseError):
         super().__init__(f"{what}: no cluster node took it within {seconds:g} s")
 
 
+class NodeUnreachableError(ClusterUnavailableError):
+    """The cluster node holding what a request asks for did not answer (a 503)."""
+
+    def __init__(self, what: str, node: str, address: str | None, problem: str):
+        where = f"node {node!r}" + (f" ({address})" if address else " (no API address known)")
+        TasseError.__init__(self, f"{what} is on {where}, which did not answer: {problem}")
+
+
 class ForwardedError(TasseError):
     """The node that acted on a request refused it; its status and message are passed on."""
 

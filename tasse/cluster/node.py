@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 
 from tasse.cluster.commands import Cancel, CommandDesk, RunNow
@@ -37,6 +37,9 @@ FORWARD_WAIT = 5.0
 #: what a takeover does on the node: each task's last claimed fire, and whether the node
 #: just became the scheduler (True) or only resumes after claims that failed (False)
 TakeOver = Callable[[Mapping[str, datetime], bool], None]
+#: the cluster-wide duties the scheduler node does besides firing (notifications): called
+#: with True when it gains the lease, then with False every RENEW_EVERY while it holds it
+Duties = Callable[[bool], Awaitable[None]]
 _UNFINISHED = (RunStatus.queued, RunStatus.running)
 
 
@@ -53,12 +56,14 @@ class Cluster:
         tasks: Callable[[], Iterable[str]],
         run_now: RunNow,
         cancel: Cancel,
+        duties: Duties | None = None,
     ):
         assert store.node is not None, "a cluster node's store stamps its runs with its name"
         self.name = store.node
         self._store = store
         self._take_over = take_over
         self._tasks = tasks
+        self._duties = duties
         self._leases = Leases(store)
         self._claims = FireClaims(store, self._leases)
         commands = Commands(store, self._leases)
@@ -75,6 +80,7 @@ class Cluster:
             records.put_runs,
         )
         self._watch: asyncio.Task[None] | None = None
+        self._taking: asyncio.Task[None] | None = None
 
     @property
     def is_scheduler(self) -> bool:
@@ -107,6 +113,17 @@ class Cluster:
 
     async def _gained(self, token: int) -> None:
         await self._resume(fresh=True)
+        # Not awaited: the keeper renews the lease after this returns, and reading the
+        # outbox and the history must never hold a renewal up.
+        self._taking = asyncio.get_running_loop().create_task(self._do_duties(gained=True))
+
+    async def _do_duties(self, gained: bool) -> None:
+        if self._duties is None:
+            return
+        try:
+            await self._duties(gained)
+        except Exception as error:  # tried again at the next renewal
+            logger.error("cluster node %s: its scheduler duties failed: %s", self.name, error)
 
     def _lost(self) -> None:
         logger.warning("cluster node %s is a standby now: it fires nothing", self.name)
@@ -132,6 +149,8 @@ class Cluster:
             if self.fires.needs_resume and self.lease.held:
                 self.fires.needs_resume = False
                 await self._resume(fresh=False)
+            if self.lease.held:
+                await self._do_duties(gained=False)
 
     async def run_on_scheduler(self, name: str, request: RunRequest) -> Run:
         """A manual run, started by the scheduler node."""
@@ -146,6 +165,18 @@ class Cluster:
         if node is None or node == self.name or status not in _UNFINISHED:
             return None
         return await self.desk.cancel_on(node, run_id, wait)
+
+    async def log_home(self, run_id: str) -> tuple[str, str | None] | None:
+        """The other node whose data folder has this run's log, with its API address
+        (None: the run is this node's, or not in the store)."""
+
+        def look() -> tuple[str, str | None] | None:
+            found = self._store.node_of(run_id)
+            if found is None or found[1] is None or found[1] == self.name:
+                return None
+            return found[1], self._nodes.address_of(found[1])
+
+        return await self._store.off_loop(look)
 
     def nodes(self) -> list[NodeInfo]:
         """Every node of the cluster, the scheduler marked (store calls: off the loop)."""

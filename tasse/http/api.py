@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasse.errors import TaskConfigError
 from tasse.http.failures import guarded
+from tasse.http.proxy import from_log_home
 from tasse.http.text import TEXT_HEADERS, TEXT_TYPE, as_text, raw_headers
 from tasse.metrics.metrics import CONTENT_TYPE
 from tasse.models import (
@@ -78,6 +79,9 @@ async def _authorized(
 Authorized = [Depends(_authorized)]
 TaskName = Annotated[str, Path(pattern=TASK_NAME_PATTERN, description="the task's folder name")]
 RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+
+#: seconds a relayed log that is not followed may stay quiet before it is cut off
+RELAY_QUIET = 30.0
 
 router = APIRouter()
 
@@ -218,10 +222,15 @@ async def get_run(run_id: RunId, tasse: TasseDep) -> Run:
     responses={200: {"content": {"text/plain": {}, "application/octet-stream": {}}}},
 )
 async def run_log(
-    run_id: RunId, tasse: TasseDep, follow: bool = False, raw: bool = False
+    run_id: RunId, request: Request, tasse: TasseDep, follow: bool = False, raw: bool = False
 ) -> StreamingResponse:
     """The run's output as UTF-8 text (invalid bytes as U+FFFD), streamed from its file;
-    with `follow=true` until the run ends; with `raw=true` the bytes as written, to save."""
+    with `follow=true` until the run ends; with `raw=true` the bytes as written, to save.
+    In a cluster, the node that ran it answers (relayed)."""
+    # A followed log is quiet while the run is: no limit then (the relay holds no thread).
+    relayed = await from_log_home(request, tasse, run_id, None if follow else RELAY_QUIET)
+    if relayed is not None:
+        return relayed
     chunks = await tasse.follow_log(run_id, live=follow)
     if raw:
         raw_chunks = guarded(chunks, f"the log of run {run_id}")

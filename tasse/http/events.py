@@ -12,12 +12,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Query
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from tasse.events import Interest, Subscription
 from tasse.http.api import RunId, TasseDep
 from tasse.http.failures import guarded
+from tasse.http.proxy import from_log_home
 from tasse.runs.live_log import Piece, Text, Truncated
 from tasse.service import Tasse
 from tasse.values import TASK_NAME_PATTERN
@@ -100,11 +101,17 @@ def _heartbeat(caught_up: int | None) -> bytes:
 @router.get("/runs/{run_id}/log/events", response_class=StreamingResponse, responses=STREAM)
 async def run_log_events(
     run_id: RunId,
+    request: Request,
     tasse: TasseDep,
     last_event_id: LastEventId = None,
     after: LastEventIdQuery = None,
 ) -> StreamingResponse:
-    """The run's output live: its last 256 KiB, then lines as written, then `end`."""
+    """The run's output live: its last 256 KiB, then lines as written, then `end`; in a
+    cluster, from the node that runs it (relayed)."""
+    # Its heartbeats come every events_heartbeat s: three missed, and the node is gone.
+    quiet = 3 * tasse.settings.events_heartbeat
+    if (relayed := await from_log_home(request, tasse, run_id, quiet)) is not None:
+        return relayed
     resume = last_event_id if last_event_id is not None else after
     offset = int(resume) if resume is not None and resume.strip().isdigit() else None
     pieces = await tasse.live_log(run_id, offset)

@@ -74,14 +74,20 @@ class Delivery:
         backoff: Backoff,
         workers: int = 4,
         on_attempt: Callable[[bool], None] = lambda delivered: None,
+        may_deliver: Callable[[], bool] = lambda: True,
     ):
         self._writer = writer
+        #: False on a cluster node that is not the scheduler: it attempts nothing, and a row
+        #: that comes due is dropped here (it stays pending in the store, for the scheduler)
+        self._may_deliver = may_deliver
         #: told of each attempt, delivered or not (the metrics' counters)
         self._on_attempt = on_attempt
         self._send = send
         self._backoff = backoff
         self._workers = workers
         self._due: list[tuple[datetime, int, Notice]] = []
+        #: ids waiting or being attempted: a row is never queued twice
+        self._queued: set[str] = set()
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._stopping = False
@@ -97,8 +103,11 @@ class Delivery:
         """Deliver these pending notifications when each is due (now, or its next attempt)."""
         with self._wake:
             for notice in notices:
+                if notice.id in self._queued:
+                    continue
                 self._keep(notice)
                 if notice.status is NoticeStatus.pending:
+                    self._queued.add(notice.id)
                     due = notice.next_attempt_at or notice.created_at
                     heapq.heappush(self._due, (due, next(self._order), notice))
             self._wake.notify(len(self._due))
@@ -142,10 +151,16 @@ class Delivery:
 
     def _work(self) -> None:
         while (notice := self._next()) is not None:
+            if not self._may_deliver():
+                with self._wake:
+                    self._queued.discard(notice.id)
+                continue
             try:
                 self._attempt(notice)
             except Exception:  # a thread must outlive any surprise: the others depend on it
                 logger.exception("notification %s: its delivery failed unexpectedly", notice.id)
+                with self._wake:
+                    self._queued.discard(notice.id)
             if self._more_due():
                 time.sleep(PACE)  # lets the loop have the GIL between two sends
             else:
@@ -237,6 +252,8 @@ class Delivery:
         self._writer.save_notices([notice])
         with self._wake:
             self._keep(notice)
+            if notice.status.is_final:
+                self._queued.discard(notice.id)
 
     def _keep(self, notice: Notice) -> None:
         self._recent[notice.id] = notice

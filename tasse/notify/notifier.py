@@ -52,8 +52,12 @@ class Notifier:
         retries_of: Callable[[str], int],
         env_problem: Callable[[str], str | None],
         on_attempt: Callable[[bool], None] = lambda delivered: None,
+        may_deliver: Callable[[], bool] = lambda: True,
     ):
         self._settings = settings
+        #: whether this server delivers and checks the dead-man switches now (in a cluster:
+        #: only the scheduler node; docs/cluster.md)
+        self._may_deliver = may_deliver
         self._store = store
         self._table = OutboxTable(store)
         unknown = set(settings.notify_on) - _KNOWN_EVENTS
@@ -84,6 +88,7 @@ class Notifier:
             backoff,
             settings.notify_workers,
             on_attempt=on_attempt,
+            may_deliver=may_deliver,
         )
         self._writer = writer
         self._tick: asyncio.Task[None] | None = None
@@ -133,6 +138,21 @@ class Notifier:
         self.delivery.start()
         interval = min(5.0, self._settings.notify_check_interval)
         self._tick = asyncio.get_running_loop().create_task(self._ticking(interval))
+
+    async def take_over(self, specs: dict[str, NotifySpec]) -> int:
+        """This cluster node delivers from now on: the past the rules read, from the store
+        (runs and notices other nodes recorded), and every pending row (`adopt`)."""
+        looking_back = {name: spec for name, spec in specs.items() if spec.needs_history}
+        self._history.update(await asyncio.to_thread(self._read_history, looking_back))
+        return await self.adopt()
+
+    async def adopt(self) -> int:
+        """Queue the store's pending rows this server does not have (other nodes' rows)."""
+        rows = await asyncio.to_thread(self._table.unfinished)
+        done = {notice.id for notice in self.delivery.recent() if notice.status.is_final}
+        found = [n for n in rows if n.status is NoticeStatus.pending and n.id not in done]
+        self.delivery.add(found)
+        return len(found)
 
     def _read_history(self, specs: dict[str, NotifySpec]) -> dict[str, TaskHistory]:
         found = {}
@@ -211,7 +231,7 @@ class Notifier:
             try:
                 self._send_digests()
                 since_check += interval
-                if since_check >= self._settings.notify_check_interval:
+                if since_check >= self._settings.notify_check_interval and self._may_deliver():
                     since_check = 0.0
                     self.check_silences()
             except Exception:  # the checks must go on whatever one of them met

@@ -138,6 +138,13 @@ class RunAnswers(TaskAnswers):
                 return stopped
         return await self.dispatcher.cancel(run_id)
 
+    async def log_home(self, run_id: str) -> tuple[str, str | None] | None:
+        """In a cluster, the other node that has the run's log (name, API address): its
+        API answers for it. None: this node has it (or no node does)."""
+        if self.cluster is None or self.dispatcher.active(run_id) is not None:
+            return None
+        return await self.cluster.log_home(run_id)
+
     async def read_log(self, run_id: str) -> bytes:
         """A run's whole output so far."""
         run = await self.get_run(run_id)

@@ -64,7 +64,7 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             settings.store_table_name,
             Timeouts(settings.store_connect_timeout, settings.store_statement_timeout),
             node=(settings.node_name or node_name()) if settings.cluster else None,
-            node_address=settings.http_listen_address,
+            node_address=_reachable(settings.http_listen_address),
         )
         self.records = RecordWriter(
             self.store,
@@ -89,6 +89,7 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             retries_of=self._retries,
             env_problem=self.envs.problem,
             on_attempt=self.metrics.note_notification,
+            may_deliver=self._leads,
         )
         self.dispatcher = Dispatcher(
             settings,
@@ -128,6 +129,7 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             self.layout,
             lambda run_id: self.dispatcher.active(run_id) is not None,
             lambda: self.registry.entries.keys(),
+            prunes_store=self._leads if settings.cluster else None,
         )
         self.timeline = Timeline(self.store, self.records, self._read_deadline)
         #: the overview's strips of last outcomes, in memory once read
@@ -147,7 +149,21 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             tasks=lambda: self.registry.entries.keys(),
             run_now=self.run_now,
             cancel=self.dispatcher.cancel,
+            duties=self._scheduler_duties,
         )
+
+    def _leads(self) -> bool:
+        # What runs once per cluster (notifications, the dead-man switches, pruning the
+        # history) runs on the scheduler node; a server on its own always leads.
+        cluster = getattr(self, "cluster", None)
+        return cluster is None or cluster.is_scheduler
+
+    async def _scheduler_duties(self, gained: bool) -> None:
+        if gained:
+            found = await self.notifier.take_over(self._notify_specs())
+            logger.info("notifications: this node delivers now (%d pending taken over)", found)
+        elif found := await self.notifier.adopt():
+            logger.info("notifications: %d pending from other nodes taken over", found)
 
     def _take_over(self, last: Mapping[str, datetime], fresh: bool) -> None:
         # This node fires from now on: the fires since each task's last claim come due now.
@@ -277,3 +293,12 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
     def _retries(self, name: str) -> int:
         entry = self.registry.entries.get(name)
         return entry.task.spec.retries if entry is not None and entry.task else 0
+
+
+def _reachable(listen: str) -> str:
+    """Where other nodes reach this one's API: the listen address, with the host name for a
+    wildcard (0.0.0.0, ::), which names no host another machine can connect to."""
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") in ("", "0.0.0.0", "::"):
+        return f"{node_name()}:{port}"
+    return listen

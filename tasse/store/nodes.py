@@ -97,6 +97,14 @@ class Nodes:
             if changed.rowcount == 0:
                 connection.execute(table.insert(), row)
 
+    def address_of(self, name: str) -> str | None:
+        """Where node `name`'s API answers, as it wrote it (None: unknown)."""
+        table = self._table
+        query = select(table.c.address).where(table.c.name == name)
+        with self._engine.connect() as connection:
+            found: str | None = connection.execute(query).scalar()
+        return found
+
     def all(self) -> list[NodeRecord]:
         """Every node that has written a heartbeat, by name."""
         table = self._table

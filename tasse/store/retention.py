@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 #: seconds `stop()` waits for a pass to reach its next batch before leaving it behind
 STOP_WAIT = 5.0
+#: in a cluster, how old a run log with no row must be before it counts as an orphan when
+#: no age limit is set (another node pruned its run: the log was this node's to delete)
+ORPHAN_AGE = timedelta(days=1)
 _LOG_SUFFIX = ".log"
 
 
@@ -44,6 +47,7 @@ class Retention:
         layout: LogLayout,
         is_live: Callable[[str], bool],
         known_tasks: Callable[[], Collection[str]],
+        prunes_store: Callable[[], bool] | None = None,
     ):
         self._settings = settings
         self._store = store
@@ -52,6 +56,10 @@ class Retention:
         self._is_live = is_live
         #: names of the tasks that exist now (read on the event loop, where they change)
         self._known_tasks = known_tasks
+        #: in a cluster, whether this node prunes the shared history now (the scheduler
+        #: node only); every node still sweeps its own folder's orphaned logs. None: the
+        #: server is on its own, and does both.
+        self._prunes_store = prunes_store
         self._stopping = False
         self._wake = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
@@ -101,11 +109,15 @@ class Retention:
         older_than = now - timedelta(days=days) if days else None
         keep = self._settings.keep_runs or None
         report = PruneReport()
-        # Tasks since deleted are in the history too, and pruned like the others.
-        for task in self._store.tasks_with_runs():
-            if self._stopping:
-                break
-            self._prune_task(task, older_than, keep, task in known, report)
+        in_cluster = self._prunes_store is not None
+        if self._prunes_store is None or self._prunes_store():
+            # Tasks since deleted are in the history too, and pruned like the others.
+            for task in self._store.tasks_with_runs():
+                if self._stopping:
+                    break
+                self._prune_task(task, older_than, keep, task in known, report)
+        if in_cluster:  # the logs of runs another node pruned are this node's to delete
+            older_than = min(older_than or now, now - ORPHAN_AGE)
         if older_than is not None and not self._stopping:
             self._remove_orphans(older_than, report)
         if report.runs_deleted or report.files_deleted:

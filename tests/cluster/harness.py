@@ -54,7 +54,7 @@ class Rig:
         (folder / "task.yaml").write_text(textwrap.dedent(yaml))
         (folder / "task.sh").write_text(script)
 
-    def start(self, name: str) -> Server:
+    def start(self, name: str, env: dict[str, str] | None = None) -> Server:
         """Start node `name` (again, on its own data folder, if it ran before)."""
         data = self.root / name / "data"
         if not data.exists():
@@ -63,7 +63,7 @@ class Rig:
         flags = ["--cluster", "--node-name", name, "--store-address", self.postgres.address]
         if name in self.nodes:  # started again: the old process's connections are dead
             self.nodes[name].http.close()
-        node = Server(data, env={"TASSE_LOG_LEVEL": "INFO"}, flags=flags)
+        node = Server(data, env={"TASSE_LOG_LEVEL": "INFO", **(env or {})}, flags=flags)
         node.start(timeout=30)
         self.nodes[name] = node
         return node
