@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: seconds a node waits for the scheduler to take a manual run it was asked for
 FORWARD_WAIT = 5.0
+#: seconds a cancel waits for another node's new run to reach the store (its writer batches)
+RECORD_WAIT = 2.0
 #: what a takeover does on the node: each task's last claimed fire, and whether the node
 #: just became the scheduler (True) or only resumes after claims that failed (False)
 TakeOver = Callable[[Mapping[str, datetime], bool], None]
@@ -159,6 +161,11 @@ class Cluster:
     async def cancel_elsewhere(self, run_id: str, wait: float) -> Run | None:
         """Stop a run that another node is running; None if it is not another's live run."""
         found = await self._store.off_loop(lambda: self._store.node_of(run_id))
+        # A run that node started a moment ago may be in its writer still, not the store yet.
+        deadline = asyncio.get_running_loop().time() + min(wait, RECORD_WAIT)
+        while found is None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            found = await self._store.off_loop(lambda: self._store.node_of(run_id))
         if found is None:
             return None
         status, node = found
