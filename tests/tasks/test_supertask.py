@@ -15,6 +15,7 @@ from tasse.tasks.supertask import slug, task_names
 from tasse.tasks.task import TaskSpec
 from tasse.values import MAX_TITLE_LENGTH, TASK_NAME_PATTERN
 from tests.conftest import StartServer
+from tests.http.test_api import wait_until
 from tests.tasks.test_seeds import run, tasks, write_seed
 
 #: pyveci/supertask's cronjobs.json exactly as upstream has it (commit 5d4e1b8)
@@ -141,6 +142,11 @@ def test_a_folder_title_is_shown_and_found_and_none_is_null(
     run_page = server.http.get(f"/runs/{run['id']}", headers={"Accept": "text/html"}).text
     arrow = "\N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
     assert f'<a href="/tasks/report">Monthly sales report</a> {arrow} run' in run_page
+    # the timeline draws runs that started: wait for this one to have run
+    ran = wait_until(
+        lambda: server.http.get(f"/runs/{run['id']}").json()["started_at"], timeout=60
+    )
+    assert ran
     timeline = server.http.get("/timeline", headers={"Accept": "text/html"}).text
     assert "<title>Monthly sales report (report)</title>" in timeline
 
