@@ -143,9 +143,7 @@ def test_a_folder_title_is_shown_and_found_and_none_is_null(
     arrow = "\N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK}"
     assert f'<a href="/tasks/report">Monthly sales report</a> {arrow} run' in run_page
     # the timeline draws runs that started: wait for this one to have run
-    ran = wait_until(
-        lambda: server.http.get(f"/runs/{run['id']}").json()["started_at"], timeout=60
-    )
+    ran = wait_until(lambda: server.http.get(f"/runs/{run['id']}").json()["started_at"], timeout=60)
     assert ran
     timeline = server.http.get("/timeline", headers={"Accept": "text/html"}).text
     assert "<title>Monthly sales report (report)</title>" in timeline
