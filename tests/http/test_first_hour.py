@@ -7,45 +7,23 @@ the shapes of 422s, and logs that are not UTF-8.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tasse.http.app import create_app
 from tasse.http.text import as_text
 from tasse.models import RunRequest
 from tasse.service import Tasse
 from tasse.tasks.definitions import TaskDefinition
 from tests.conftest import MakeTask
+from tests.http.test_task_listing import client, until
+from tests.http.test_task_listing import finished as ended
 
 pytestmark = pytest.mark.anyio
 HOURLY = "scheduler: {trigger: interval, hours: 1}\n"
-
-
-@pytest.fixture
-async def client(tasse: Tasse) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP app of the test's started Tasse, in-process."""
-    app = create_app(tasse.settings)
-    app.state.tasse = tasse
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://tasse") as http:
-        yield http
-
-
-async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Wait until `check()` is truthy, letting the loop run."""
-    for _ in range(int(timeout / 0.02)):
-        if value := check():
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"still {check()!r} after {timeout} s")
-
-
-async def ended(tasse: Tasse, run_id: str) -> None:
-    await until(lambda: tasse.dispatcher.active(run_id) is None)
+__all__ = ["client"]  # the fixture, used by name
 
 
 # -- a run in progress -------------------------------------------------------------------
