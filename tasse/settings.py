@@ -159,6 +159,14 @@ class Settings(BaseSettings):
     cluster: bool = False
     #: this node's name in the cluster; empty means the host name
     node_name: Annotated[str | None, AfterValidator(_empty_is_none)] = Field(None, max_length=128)
+    #: where a cluster's runs run: `node`, as subprocesses of the scheduler node; `workers`,
+    #: as jobs on procrastinate queues that `tasse worker` nodes take
+    run_on: Literal["node", "workers"] = "node"
+    #: the queues a `tasse worker` takes runs from (a task's `queue:`; in the environment
+    #: comma-separated)
+    queues: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["default"])
+    #: runs a `tasse worker` carries out at once
+    concurrency: int = Field(4, ge=1, le=1000)
 
     # -- notifications (docs/notifications.md) ----------------------------------------------
     #: targets every task's outcomes go to: Apprise URLs or `webhook+https://…?secret=…`,
@@ -209,7 +217,7 @@ class Settings(BaseSettings):
     def _listed(cls, value: object) -> object:
         return value.replace(",", " ").split() if isinstance(value, str) else value
 
-    @field_validator("crontab", "system_crontab", mode="before")
+    @field_validator("crontab", "system_crontab", "queues", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # `TASSE_CRONTAB=/etc/crontab,/app/jobs.cron`: a list without JSON's quotes.
@@ -227,6 +235,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"cluster mode needs a PostgreSQL --store-address (postgresql://…), not {scheme}"
             )
+        return value
+
+    @field_validator("run_on")
+    @classmethod
+    def _workers_in_a_cluster(cls, value: str, info: ValidationInfo) -> str:
+        if value == "workers" and not info.data.get("cluster"):
+            raise ValueError("runs go to workers only in a cluster: add --cluster")
         return value
 
     @field_validator("log_level")

@@ -1,6 +1,6 @@
-"""`tasse serve | run | list | validate | next | env | pause | resume | import | status | logs |
-runs | new`: the command
-line; settings built here. Flags without a sub-command serve, as Supertask's command line does."""
+"""`tasse serve | worker | run | list | validate | next | env | pause | resume | import |
+status | logs | runs | new`: the command line; settings built here. Flags without a
+sub-command serve, as Supertask's command line does."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from tasse.cli.pause import add_pause_commands
 from tasse.cli.remote import server_options
 from tasse.cli.scaffold import add_new_command
 from tasse.cli.upcoming import served_fires
+from tasse.cli.worker import add_worker_command
 from tasse.errors import TaskNameError, TasseError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.runs.runner import run_in_foreground
@@ -61,6 +62,9 @@ _FLAGS = {  # command-line flag → Settings field
     "public_url": "public_url",
     "cluster": "cluster",
     "node_name": "node_name",
+    "run_on": "run_on",
+    "queues": "queues",
+    "concurrency": "concurrency",
 }
 
 
@@ -169,10 +173,16 @@ def _parser() -> argparse.ArgumentParser:
         help="one of several nodes sharing a PostgreSQL store (docs/cluster.md)",
     )
     serve.add_argument("--node-name", help="this node's name in the cluster (default: host name)")
+    serve.add_argument(
+        "--run-on",
+        choices=("node", "workers"),
+        help="in a cluster: runs run on this node (default) or on `tasse worker` nodes",
+    )
     # Supertask's own two flags: its logging is on by default, `--debug` makes it verbose.
     serve.add_argument("--verbose", action="store_true", help="log (on by default; Supertask's)")
     serve.add_argument("--debug", action="store_true", help="log at DEBUG (as --log-level DEBUG)")
     serve.set_defaults(handler=_serve)
+    add_worker_command(commands, common)
 
     run = commands.add_parser("run", parents=[common], help="run a task once, in the foreground")
     run.add_argument("name")

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tasse.cluster.commands import Cancel, CommandDesk, RunNow
 from tasse.cluster.fires import Deliver, FireClaimer
@@ -27,6 +27,7 @@ from tasse.store.commands import Commands
 from tasse.store.leases import Leases
 from tasse.store.nodes import Nodes
 from tasse.store.orphans import Orphans
+from tasse.store.run_jobs import RunJobs
 from tasse.store.runs import RunStore
 from tasse.store.writer import RecordWriter
 
@@ -70,6 +71,7 @@ class Cluster:
         self._claims = FireClaims(store, self._leases)
         commands = Commands(store, self._leases)
         self._nodes = Nodes(store)
+        self._jobs = RunJobs(store)
         self.lease = SchedulerLease(self._leases, self.name, self._gained, self._lost)
         self.fires = FireClaimer(self._claims, self.lease, deliver)
         self.desk = CommandDesk(commands, self.name, run_now, cancel)
@@ -169,9 +171,29 @@ class Cluster:
         if found is None:
             return None
         status, node = found
+        if node is None and status is RunStatus.queued:
+            if (withdrawn := await self._withdraw(run_id)) is not None:
+                return withdrawn
+            # A worker took it meanwhile: it is that worker's to stop.
+            found = await self._store.off_loop(lambda: self._store.node_of(run_id))
+            if found is None:
+                return None
+            status, node = found
         if node is None or node == self.name or status not in _UNFINISHED:
             return None
         return await self.desk.cancel_on(node, run_id, wait)
+
+    async def _withdraw(self, run_id: str) -> Run | None:
+        """A run queued for a worker that none has taken yet: ended here, in the store (the
+        scheduler following it sees it end; a worker taking its job finds it ended)."""
+        why = "cancelled before a worker took it"
+        now = datetime.now(UTC)
+        jobs = self._jobs
+        if not await self._store.off_loop(
+            lambda: jobs.withdraw(run_id, RunStatus.cancelled, why, now)
+        ):
+            return None
+        return await self._store.off_loop(lambda: self._store.get(run_id))
 
     async def log_home(self, run_id: str) -> tuple[str, str | None] | None:
         """The other node whose data folder has this run's log, with its API address

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from tasse.envs.provisioner import Pending, Provisioner
 from tasse.errors import RunFinishedError, RunNotFoundError, TaskBusyError, TaskEnvError
 from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
-from tasse.runs.execution import ActiveRun, Executor
+from tasse.runs.execution import ActiveRun, Elsewhere, Executor, Process
 from tasse.runs.ledger import PAUSED, DowntimeTally, not_run_record, not_run_records
 from tasse.runs.logs import RunLogWriter
 from tasse.runs.places import Places
@@ -32,8 +32,9 @@ DOWNTIME_GATHER = 0.5
 
 #: finished runs kept in memory for clients that poll them
 RECENT_RUNS = 1000
-#: outcomes after which a run is tried again, when its task has `retries`
-RETRIED = (RunStatus.failed, RunStatus.timed_out)
+#: outcomes after which a run is tried again, when its task has `retries` (`interrupted`:
+#: its worker died, in a cluster; a server's own runs interrupted at restart are not retried)
+RETRIED = (RunStatus.failed, RunStatus.timed_out, RunStatus.interrupted)
 #: seconds a stopped run may take beyond its kill grace before `cancel` answers anyway
 STOP_MARGIN = 5.0
 
@@ -52,8 +53,11 @@ class Dispatcher:
         is_paused: Callable[[str], bool] = lambda name: False,
         on_change: Callable[[Run], None] = lambda run: None,
         notices: Callable[[Sequence[Run]], Sequence[Notice]] = lambda runs: (),
+        elsewhere: Elsewhere | None = None,
     ):
         self._settings = settings
+        #: whether runs go to a cluster's workers (which build their environments)
+        self._elsewhere = elsewhere is not None
         self._store = store
         self._records = records
         self._layout = layout
@@ -68,6 +72,7 @@ class Dispatcher:
             is_paused,
             on_change,
             notices,
+            elsewhere,
         )
         self._active: dict[str, ActiveRun] = {}
         self._places: Places[ActiveRun] = Places()
@@ -90,6 +95,25 @@ class Dispatcher:
         the catch-up policy applies to them, as after a restart."""
         self.started_at = at
         self._caught_up.clear()
+
+    def adopt(self, run: Run, follow: Callable[[ActiveRun], Process]) -> bool:
+        """Follow a run another scheduler started on a worker, as if this one had: it holds
+        its task's place and a slot, its outcome is told and retried here. False when it is
+        followed already or its task is gone (it still ends on its worker)."""
+        task = self._current_task(run.task)
+        if run.id in self._active or task is None:
+            return False
+        policy = policy_of(task.spec, self._settings)
+        request = RunRequest(args=run.args, params=run.params)  # its `env` was not kept
+        active = ActiveRun(
+            run, task, request, policy, RunLogWriter(self._layout, task.name, run.id)
+        )
+        self._active[run.id] = active
+        self._places.hold(task.name, active, policy.max_parallel)
+        active.placed.set()
+        self._executor.take_slot_now(active)
+        self._executor.follow(active, follow(active))
+        return True
 
     def lookup(self, run_id: str) -> Run | None:
         """A live or recently finished run from memory, so polling it costs no query."""
@@ -278,13 +302,15 @@ class Dispatcher:
         return active.run
 
     async def shutdown(self) -> None:
-        """Stop every live and waiting run (no retries) and wait for them to be recorded."""
+        """Stop every live and waiting run (no retries) and wait for them to be recorded
+        (not those on a cluster's workers)."""
         self._stopping = True
-        actives = list(self._active.values())
+        # Runs on a cluster's workers go on there: the next scheduler follows them.
+        actives = [a for a in self._active.values() if not self._executor.sent_elsewhere(a)]
         for active in actives:
             active.stop("the server stopped")
         grace = max((a.policy.kill_grace for a in actives), default=0.0)
-        await self._executor.wait(grace + STOP_MARGIN)
+        await self._executor.wait(grace + STOP_MARGIN, actives)
 
     # -- a run's life ----------------------------------------------------------------------
 
@@ -299,7 +325,8 @@ class Dispatcher:
         delay: float = 0.0,
         in_turn: bool = False,
     ) -> Run:
-        environment = self._envs.environment(task)
+        # Runs on a cluster's workers are given their environments there.
+        environment = None if self._elsewhere else self._envs.environment(task)
         now = datetime.now(UTC)
         run = Run(
             id=new_run_id(now),
@@ -325,7 +352,8 @@ class Dispatcher:
             alive = self._places.holders(task.name)
             writer.note(f"waiting for its turn: {_still_running(alive, policy)}")
         waits = delay or isinstance(environment, Pending) or not active.placed.is_set()
-        if waits or not self._executor.take_slot_now(active):
+        # A run for a cluster's workers is queued until one takes it.
+        if waits or self._elsewhere or not self._executor.take_slot_now(active):
             # It waits before it starts: recorded now, so it is listed, answered as
             # `queued`, and survives a crash.
             run.status, run.started_at = RunStatus.queued, None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tasse.envs.environments import Environment
 from tasse.envs.provisioner import Pending, Provisioner
@@ -27,6 +27,37 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class Process(Protocol):
+    """What carries a run out: a local subprocess (`RunProcess`), or a job on a worker."""
+
+    async def start(self) -> None:
+        """Set it going (raises OSError when it cannot be)."""
+
+    async def wait(self) -> Outcome:
+        """How it ended."""
+
+    def stop(self) -> None:
+        """Stop it: politely first."""
+
+    def kill(self) -> None:
+        """Stop it at once."""
+
+    def has_exited(self) -> bool:
+        """Whether it has ended already (the loop may not have heard yet)."""
+
+
+class Elsewhere(Protocol):
+    """Where runs go in a cluster with workers (`cluster/remote.py`): the run's process
+    is a job a worker takes, which records the run's states itself."""
+
+    def send(self, active: ActiveRun) -> Process:
+        """The job that will carry this run out (not yet sent: `start` sends it)."""
+
+    def sent(self, process: Process) -> bool:
+        """Whether this process reached a worker's queue (its run's states are the
+        worker's to record from then on)."""
+
+
 @dataclass
 class ActiveRun:
     """A run not yet ended, with what it takes to follow and stop it."""
@@ -41,8 +72,8 @@ class ActiveRun:
     placed: asyncio.Event = field(default_factory=asyncio.Event)
     #: seconds to wait before it starts (a retry's backoff)
     delay: float = 0.0
-    #: its process, once its environment is ready
-    process: RunProcess | None = None
+    #: its process, once its environment is ready (a job on a worker, in a cluster with them)
+    process: Process | None = None
     #: a stop asked for before the process exists
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     #: why it was stopped, when another run replaced it
@@ -87,8 +118,11 @@ class Executor:
         is_paused: Callable[[str], bool] = lambda name: False,
         on_change: Callable[[Run], None] = lambda run: None,
         notices: Callable[[Sequence[Run]], Sequence[Notice]] = lambda runs: (),
+        elsewhere: Elsewhere | None = None,
     ):
         self._records = records
+        #: where runs go instead of this node's subprocesses (None: they run here)
+        self._elsewhere = elsewhere
         self._envs = provisioner
         self._slots = RunSlots(max_concurrent_runs) if max_concurrent_runs else None
         self._on_end = on_end
@@ -97,23 +131,45 @@ class Executor:
         self._on_change = on_change
         #: the notifications these run states cause, written with them
         self._notices = notices
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], ActiveRun] = {}
 
     def start(self, active: ActiveRun, environment: Environment | Pending | None) -> None:
         """Carry the run out in the background."""
-        background = asyncio.get_running_loop().create_task(self._execute(active, environment))
-        self._tasks.add(background)
-        background.add_done_callback(self._tasks.discard)
+        self._background(active, self._execute(active, environment))
 
-    async def wait(self, timeout: float) -> None:
-        """Wait (at most `timeout` seconds) for every run to be carried out."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+    def follow(self, active: ActiveRun, process: Process) -> None:
+        """Follow a run already under way elsewhere to its end, and record that."""
+        active.process = process
+        self._background(active, self._execute(active, None, process))
 
-    async def _execute(self, active: ActiveRun, environment: Environment | Pending | None) -> None:
+    def _background(self, active: ActiveRun, work: Coroutine[Any, Any, None]) -> None:
+        background = asyncio.get_running_loop().create_task(work)
+        self._tasks[background] = active
+        background.add_done_callback(lambda done: self._tasks.pop(done, None))
+
+    def sent_elsewhere(self, active: ActiveRun) -> bool:
+        """Whether the run is on a cluster's worker (it goes on if this node stops)."""
+        process = active.process
+        return self._elsewhere is not None and process is not None and self._elsewhere.sent(process)
+
+    async def wait(self, timeout: float, runs: Sequence[ActiveRun] | None = None) -> None:
+        """Wait (at most `timeout` seconds) for every run (or these) to be carried out."""
+        waited = [task for task, active in self._tasks.items() if runs is None or active in runs]
+        if waited:
+            await asyncio.wait(waited, timeout=timeout)
+
+    async def _execute(
+        self,
+        active: ActiveRun,
+        environment: Environment | Pending | None,
+        under_way: Process | None = None,
+    ) -> None:
         run = active.run
         try:
-            outcome = await self._carry_out(active, environment)
+            if under_way is not None:
+                outcome = await under_way.wait()
+            else:
+                outcome = await self._carry_out(active, environment)
         except Exception as error:  # a broken store or log folder must not wedge the task
             logger.exception("run %s of task %s could not be carried out", run.id, run.task)
             if active.process is not None:
@@ -122,8 +178,11 @@ class Executor:
         if outcome.status is RunStatus.cancelled and active.stop_reason:
             outcome = Outcome(outcome.status, outcome.exit_code, active.stop_reason)
         run.status, run.exit_code, run.error = outcome.status, outcome.exit_code, outcome.error
-        run.finished_at = datetime.now(UTC)
-        self.record([run])
+        run.finished_at = outcome.finished_at or datetime.now(UTC)
+        if self.sent_elsewhere(active):
+            self.record([run], write=False)  # the worker wrote it (or the withdrawal did)
+        else:
+            self.record([run])
         self._end(active)
 
     async def _carry_out(
@@ -141,6 +200,8 @@ class Executor:
         if run.trigger is not RunTrigger.manual and self._is_paused(run.task):
             run.started_at = None
             return Outcome(RunStatus.skipped, error=PAUSED)
+        if self._elsewhere is not None:
+            return await self._send(active)
         if run.status is RunStatus.queued:
             run.status, run.started_at = RunStatus.running, datetime.now(UTC)
         # Opened only now: a thousand runs waiting for their turn hold no files.
@@ -154,6 +215,17 @@ class Executor:
         # Recorded once the process is on its way, so the store's latency is not lag.
         self.record_start(active)
         logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
+        return await active.process.wait()
+
+    async def _send(self, active: ActiveRun) -> Outcome:
+        """The run as a job for a worker: queued until one takes it, which then writes
+        its states; this node follows them (`on_change`), and keeps its place and slot."""
+        assert self._elsewhere is not None
+        active.process = self._elsewhere.send(active)
+        try:
+            await active.process.start()
+        except OSError as error:
+            return Outcome(RunStatus.failed, error=f"could not be queued: {error}")
         return await active.process.wait()
 
     async def _wait_to_start(
@@ -194,8 +266,9 @@ class Executor:
         """Record the run as it is now (queued or running), off the loop."""
         self.record([active.run])
 
-    def record(self, runs: Sequence[Run]) -> None:
-        """Hand runs to the writer as they are now, and tell `on_change` of each."""
+    def record(self, runs: Sequence[Run], write: bool = True) -> None:
+        """Hand runs to the writer as they are now, and tell `on_change` of each
+        (`write=False`: states another node recorded, whose notifications are this one's)."""
         # The one seam every recorded state passes (queued, running, each outcome, the
         # ledger's fires that did not run): live events see each change once, and each
         # outcome's notifications are written with it.
@@ -204,7 +277,10 @@ class Executor:
         except Exception:  # a message must never cost a run its record
             logger.exception("the notifications of %d run(s) failed", len(runs))
             notices = ()
-        self._records.put_runs(runs, notices)
+        if write:
+            self._records.put_runs(runs, notices)
+        else:
+            self._records.save_notices(notices)
         for run in runs:
             try:
                 self._on_change(run)

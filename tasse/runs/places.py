@@ -32,6 +32,12 @@ class Places(Generic[T]):
         (line.appendleft if first else line.append)(item)
         return False
 
+    def hold(self, task: str, item: T, limit: int | None) -> None:
+        """Hold a place whatever the limit: a run already under way when this node took
+        over the schedule (a cluster's runs on workers) counts against it."""
+        self._limits.setdefault(task, limit)
+        self._holders.setdefault(task, []).append(item)
+
     def leave(self, task: str, item: T) -> list[T]:
         """Give up a place or a spot in line; the runs that now hold a place, in order."""
         holders = self._holders.get(task, [])

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tasse.envs.environments import Environment
@@ -35,6 +36,8 @@ class Outcome:
     status: RunStatus
     exit_code: int | None = None
     error: str | None = None
+    #: when it ended, where another node carried it out and said so (None: now)
+    finished_at: datetime | None = None
 
 
 def watch_children_on_the_loop() -> Callable[[], None]:

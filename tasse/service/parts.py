@@ -11,6 +11,7 @@ import asyncio
 from datetime import datetime
 
 from tasse.cluster.node import Cluster
+from tasse.cluster.remote import RemoteRuns
 from tasse.envs.provisioner import Provisioner
 from tasse.events import EventHub
 from tasse.metrics.metrics import Metrics
@@ -44,6 +45,8 @@ class Parts:
     pauses: PausedTasks
     notifier: Notifier
     dispatcher: Dispatcher
+    #: a cluster's runs on workers, followed from here (None: runs run on this node)
+    remote: RemoteRuns | None
     #: this node's part in a cluster (docs/cluster.md); None for a server on its own
     cluster: Cluster | None
     scheduler: Scheduler

@@ -141,7 +141,9 @@ class RunAnswers(TaskAnswers):
     async def log_home(self, run_id: str) -> tuple[str, str | None] | None:
         """In a cluster, the other node that has the run's log (name, API address): its
         API answers for it. None: this node has it (or no node does)."""
-        if self.cluster is None or self.dispatcher.active(run_id) is not None:
+        # A run this node follows on a worker has its log there.
+        here = self.dispatcher.active(run_id) is not None and self.remote is None
+        if self.cluster is None or here:
             return None
         return await self.cluster.log_home(run_id)
 

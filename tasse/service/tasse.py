@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from tasse import __version__
 from tasse.cluster.node import Cluster
+from tasse.cluster.queue import queue_schema
+from tasse.cluster.remote import RemoteRuns
 from tasse.envs.provisioner import Provisioner
 from tasse.errors import (
     StoreUnavailableError,
@@ -17,6 +20,7 @@ from tasse.errors import (
 from tasse.events import EventHub
 from tasse.metrics.metrics import Metrics
 from tasse.models import (
+    Run,
     TaskCounts,
 )
 from tasse.notify.notifier import Notifier
@@ -35,6 +39,7 @@ from tasse.store.journal import Journal
 from tasse.store.log_files import LogLayout
 from tasse.store.nodes import node_name
 from tasse.store.retention import Retention
+from tasse.store.run_jobs import RunJobs
 from tasse.store.runs import RunStore
 from tasse.store.timeline import Timeline
 from tasse.store.writer import RecordWriter
@@ -80,6 +85,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             settings, self.layout, self._env_changed, on_built=self.metrics.note_env_build
         )
         self.pauses = PausedTasks(self.store, self.records)
+        #: a cluster's runs on workers, followed from here (None: runs run on this node)
+        self.remote = self._remote() if settings.run_on == "workers" else None
         self.notifier = Notifier(
             settings,
             self.store,
@@ -101,6 +108,7 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             is_paused=self.pauses.is_paused,
             on_change=self._run_recorded,
             notices=self.notifier.notices_for,
+            elsewhere=self.remote,
         )
         #: this node's part in a cluster (docs/cluster.md); None for a server on its own
         self.cluster = self._cluster() if settings.cluster else None
@@ -139,6 +147,7 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         self._rescan_lock = asyncio.Lock()
         self._unwatch_children: Callable[[], None] = lambda: None
         self._next_fires_slots = asyncio.Semaphore(2)
+        self._adopting: asyncio.Task[None] | None = None
 
     def _cluster(self) -> Cluster:
         return Cluster(
@@ -150,6 +159,19 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             run_now=self.run_now,
             cancel=self.dispatcher.cancel,
             duties=self._scheduler_duties,
+        )
+
+    def _remote(self) -> RemoteRuns:
+        def cancel_on(node: str, run_id: str, wait: float) -> Awaitable[Run]:
+            assert self.cluster is not None, "runs go to workers only in a cluster"
+            return self.cluster.desk.cancel_on(node, run_id, wait)
+
+        return RemoteRuns(
+            RunJobs(self.store),
+            self.records,
+            cancel_on,
+            self._run_recorded,
+            self.settings.tasks_dir,
         )
 
     def _leads(self) -> bool:
@@ -169,8 +191,25 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         # This node fires from now on: the fires since each task's last claim come due now.
         if fresh:
             self.dispatcher.resume(datetime.now(UTC))
+            if self.remote is not None:  # the runs on workers are this node's to follow now
+                self._adopting = asyncio.get_running_loop().create_task(self._adopt_runs())
         moved = self.scheduler.resume_after(last)
         logger.info("the schedule resumes from the last claimed fires (%d job(s) set back)", moved)
+
+    async def _adopt_runs(self) -> None:
+        assert self.remote is not None
+        remote = self.remote
+        try:
+            found = await self.store.off_loop(remote.jobs.unfinished, "reading runs on workers")
+        except StoreUnavailableError as error:  # they are followed when they end, or not
+            logger.error("the runs on workers could not be taken over: %s", error)
+            return
+        adopted = sum(
+            self.dispatcher.adopt(run, functools.partial(remote.adopted, node=node))
+            for run, node in found
+        )
+        if adopted:
+            logger.info("%d run(s) on workers taken over from the last scheduler", adopted)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -219,6 +258,10 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         # applies to them, not the grace time.
         self.dispatcher.started_at = datetime.now(UTC)
         self.scheduler.start()
+        if self.remote is not None:
+            if await asyncio.to_thread(self.remote.jobs.apply_schema, queue_schema()):
+                logger.info("the run queue's tables were created (procrastinate)")
+            self.remote.start()
         if self.cluster is not None:
             self.cluster.start()
         self.reloader.start()
@@ -253,6 +296,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         if self.seeder is not None:
             await self.seeder.stop()
         await self.dispatcher.shutdown()
+        if self.remote is not None:  # its runs go on on their workers: the next scheduler's
+            await self.remote.stop()
         await self.envs.stop()
         self._unwatch_children()
         await self.retention.stop()

@@ -21,8 +21,10 @@ from tasse.store.migrations import StoreNames
 from tasse.store.runs import RunStore
 from tasse.store.tables import upsert
 
-#: what a `tasse serve` node does (phase 2 adds "worker")
+#: what a `tasse serve` node does: schedules (when it holds the lease) and answers the API
 SCHEDULER = "scheduler"
+#: what a `tasse worker` node does: runs what the scheduler queued, nothing else
+WORKER = "worker"
 
 
 def node_name() -> str:

@@ -24,7 +24,7 @@ from tasse.models import Run
 from tasse.store.deadline import call_with_deadline
 from tasse.store.fire_times import FireTime, FireTimes, FireTimeStore
 from tasse.store.journal import Journal, JournalFullError
-from tasse.store.nodes import Nodes
+from tasse.store.nodes import SCHEDULER, Nodes
 from tasse.store.outbox import Notice, OutboxTable
 from tasse.store.pauses import Pause, PauseTable
 from tasse.store.records import (
@@ -73,10 +73,11 @@ class RecordWriter:
         journal: Journal,
         deadline: float = 10.0,
         heartbeat_interval: float = 5.0,
+        role: str = SCHEDULER,
     ):
         self._store = store
         self._fire_times = FireTimes(store)
-        self._nodes = Nodes(store)
+        self._nodes = Nodes(store, role=role)
         self._pauses = PauseTable(store)
         self._outbox = OutboxTable(store)
         self._journal = journal

@@ -95,6 +95,9 @@ class TaskSpec(_Spec):
     jitter: Jitter | None = None
     #: who hears of this task's outcomes, and when (docs/notifications.md)
     notify: NotifySpec | None = None
+    #: the queue its runs go to in a cluster with workers: the workers that listen on it
+    #: have what it needs (docs/cluster.md); ignored where runs run on the node itself
+    queue: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
     @property
     def triggers(self) -> list[IntervalSpec | CronSpec | DateSpec | str]:

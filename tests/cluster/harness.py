@@ -1,12 +1,14 @@
 """A cluster on loopback for tests and benchmarks: a private PostgreSQL, a shared tasks
-folder, and `tasse serve --cluster` nodes as separate processes, each with its own data
-folder — killed, frozen and continued as a failing machine would be."""
+folder, `tasse serve --cluster` nodes and `tasse worker`s as separate processes, each with
+its own data folder — killed, frozen and continued as a failing machine would be."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -28,6 +30,7 @@ class Rig:
         self.tasks.mkdir()
         self.postgres = PrivateCluster()
         self.nodes: dict[str, Server] = {}
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self._engine: Any = None
 
     def __enter__(self) -> Rig:
@@ -36,6 +39,11 @@ class Rig:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for worker in self.workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGCONT)
+            worker.kill()
+            worker.wait(10)
         for node in self.nodes.values():
             node.http.close()
             if node.process is not None and node.process.poll() is None:
@@ -54,19 +62,71 @@ class Rig:
         (folder / "task.yaml").write_text(textwrap.dedent(yaml))
         (folder / "task.sh").write_text(script)
 
-    def start(self, name: str, env: dict[str, str] | None = None) -> Server:
-        """Start node `name` (again, on its own data folder, if it ran before)."""
+    def _data(self, name: str) -> Path:
         data = self.root / name / "data"
         if not data.exists():
             data.mkdir(parents=True)
             (data / "tasks").symlink_to(self.tasks)
-        flags = ["--cluster", "--node-name", name, "--store-address", self.postgres.address]
+        return data
+
+    def start(
+        self, name: str, env: dict[str, str] | None = None, flags: tuple[str, ...] = ()
+    ) -> Server:
+        """Start node `name` (again, on its own data folder, if it ran before)."""
+        data = self._data(name)
+        flags = (
+            "--cluster",
+            "--node-name",
+            name,
+            "--store-address",
+            self.postgres.address,
+            *flags,
+        )
         if name in self.nodes:  # started again: the old process's connections are dead
             self.nodes[name].http.close()
-        node = Server(data, env={"TASSE_LOG_LEVEL": "INFO", **(env or {})}, flags=flags)
+        node = Server(data, env={"TASSE_LOG_LEVEL": "INFO", **(env or {})}, flags=list(flags))
         node.start(timeout=30)
         self.nodes[name] = node
         return node
+
+    def start_worker(
+        self, name: str, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start `tasse worker` `name` and wait for its heartbeat in the store."""
+        data = self._data(name)
+        command = [sys.executable, "-m", "tasse", "worker", "--data-dir", str(data)]
+        command += ["--node-name", name, "--store-address", self.postgres.address, *flags]
+        settings = {"TASSE_KILL_GRACE": "1", "TASSE_LOG_LEVEL": "INFO", **(env or {})}
+        with (data.parent / "worker.log").open("ab") as output:
+            worker = subprocess.Popen(
+                command, env={**os.environ, **settings}, stdout=output, stderr=subprocess.STDOUT
+            )
+        self.workers[name] = worker
+        started = self.query("SELECT clock_timestamp() AT TIME ZONE 'UTC'")[0][0]
+
+        def beating() -> bool:
+            if worker.poll() is not None:
+                raise AssertionError(f"worker exited: {self.worker_log(name)}")
+            rows = self.query(
+                "SELECT 1 FROM tasse_nodes WHERE name = :name AND role = 'worker'"
+                " AND heartbeat_at >= :started",
+                name=name,
+                started=started,
+            )
+            return bool(rows)
+
+        wait_until(beating, timeout=30)
+        return worker
+
+    def worker_log(self, name: str) -> str:
+        return (self.root / name / "worker.log").read_text(errors="replace")
+
+    def _process(self, name: str) -> subprocess.Popen[bytes]:
+        if name in self.workers:
+            return self.workers[name]
+        process = self.nodes[name].process
+        assert process is not None
+        return process
 
     def scheduler(self) -> str | None:
         """The node holding the scheduler lease now, by the store."""
@@ -81,21 +141,16 @@ class Rig:
         return found
 
     def kill(self, name: str) -> None:
-        """kill -9 the node, as a crash would (its runs' processes are left behind)."""
-        process = self.nodes[name].process
-        assert process is not None
+        """kill -9 the node or worker, as a crash would (its runs' processes are left)."""
+        process = self._process(name)
         process.kill()
         process.wait(10)
 
     def freeze(self, name: str) -> None:
-        process = self.nodes[name].process
-        assert process is not None
-        os.kill(process.pid, signal.SIGSTOP)
+        os.kill(self._process(name).pid, signal.SIGSTOP)
 
     def thaw(self, name: str) -> None:
-        process = self.nodes[name].process
-        assert process is not None
-        os.kill(process.pid, signal.SIGCONT)
+        os.kill(self._process(name).pid, signal.SIGCONT)
 
     def query(self, sql: str, **values: Any) -> list[Any]:
         with self._engine.connect() as connection:

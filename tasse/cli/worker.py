@@ -1,0 +1,71 @@
+"""`tasse worker`: a cluster node that runs what the scheduler queued (docs/cluster.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+from tasse.settings import Settings
+from tasse.store.data_folder import check_writable
+from tasse.store.data_lock import DataLock
+from tasse.store.runs import check_store
+
+EXAMPLES = """\
+examples:
+  tasse worker --store-address postgresql://tasse@db/tasse
+  tasse worker --store-address postgresql://tasse@db/tasse --queues gpu,default --concurrency 2
+  tasse worker --node-name worker-1 --data-dir /srv/tasse-worker"""
+
+
+def add_worker_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """The `worker` sub-command and its flags."""
+    worker = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="run a cluster's queued runs (no API, no scheduling)",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument(
+        "--queues", help="comma-separated queues to take runs from (default: default)"
+    )
+    worker.add_argument("--concurrency", type=int, help="runs carried out at once (default: 4)")
+    worker.add_argument("--node-name", help="this node's name in the cluster (default: host name)")
+    worker.set_defaults(handler=work, cluster=True)
+
+
+def work(settings: Settings, args: argparse.Namespace) -> int:
+    """Take runs until SIGTERM or SIGINT; then stop the runs under way and exit 0."""
+    check_writable(settings.data_dir)
+    with DataLock(settings.data_dir):
+        check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+        )
+        asyncio.run(_work(settings))
+    return 0
+
+
+async def _work(settings: Settings) -> None:
+    from tasse.cluster.worker import Worker  # only `worker` needs procrastinate
+
+    worker = Worker(settings)
+    await worker.start()
+    working = asyncio.get_running_loop().create_task(worker.work())
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
+    waiting = asyncio.get_running_loop().create_task(stopping.wait())
+    await asyncio.wait({working, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    logging.getLogger(__name__).info("worker %s stops", worker.name)
+    await worker.stop()
+    working.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await working
+    waiting.cancel()

@@ -1,0 +1,76 @@
+"""procrastinate, the cluster's run queue: its schema, and the loop that takes run jobs.
+
+A run job names the task `tasse.run` (`store/run_jobs.py` writes it with its run); a
+worker takes jobs from its queues with procrastinate's worker (LISTEN/NOTIFY, so a job is
+taken within milliseconds, with polling as the fallback) and hands each to Tasse's own
+runner. procrastinate's retries are off: a failed run is retried by its task's policy, on
+the scheduler, as a new run. Finished jobs are deleted at once: a job's arguments hold the
+run's environment values, which must not outlive it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from procrastinate import App, PsycopgConnector
+from procrastinate.schema import SchemaManager
+
+from tasse.store.run_jobs import RUN_JOB
+
+logger = logging.getLogger(__name__)
+
+#: seconds between polls for jobs when a notification was missed (LISTEN/NOTIFY is first)
+POLL_FALLBACK = 1.0
+
+#: carries out one run job, given its arguments (`cluster/worker.py`)
+CarryOut = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def queue_schema() -> str:
+    """procrastinate's schema, as its version creates it (`RunJobs.apply_schema` applies it)."""
+    return SchemaManager.get_schema()
+
+
+class RunQueue:
+    """One worker's procrastinate worker: takes run jobs from `queues`, `concurrency` at once."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        queues: Sequence[str],
+        concurrency: int,
+        node: str,
+        carry_out: CarryOut,
+    ):
+        # Its job lines show a job's arguments, which hold the run's environment values:
+        # only its warnings are logged (Tasse logs each run itself).
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
+        self._app = App(connector=PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4))
+        self._queues = list(queues)
+        self._concurrency = concurrency
+        self._node = node
+
+        @self._app.task(name=RUN_JOB, pass_context=False)
+        async def run_job(**args: Any) -> None:
+            await carry_out(args)
+
+    async def run(self) -> None:
+        """Take jobs until cancelled (jobs under way are waited for, then ended)."""
+        async with self._app.open_async():
+            logger.info(
+                "worker %s takes runs from queue(s) %s, %d at a time",
+                self._node,
+                ", ".join(self._queues),
+                self._concurrency,
+            )
+            await self._app.run_worker_async(
+                queues=self._queues,
+                concurrency=self._concurrency,
+                name=self._node,
+                delete_jobs="always",
+                install_signal_handlers=False,
+                listen_notify=True,
+                fetch_job_polling_interval=POLL_FALLBACK,
+            )

@@ -1,0 +1,256 @@
+"""Runs carried out by workers, as the scheduler node sees them.
+
+The scheduler decides a run exactly as in single mode (overlap, `max_parallel`, the
+`--max-concurrent-runs` slots, retries: one node, the lease's holder, decides for the
+whole cluster); only its process is a job on a procrastinate queue instead of a
+subprocess. `RemoteJob.start` writes the queued run and its job together
+(`store/run_jobs.py`); from then on the worker that takes it records its states, and the
+scheduler follows them with one query for all its runs every `WATCH_EVERY` seconds, so
+each state change reaches its live events and each outcome its notifications and its
+task's retry policy. Stopping a run withdraws it while no worker has taken it, and
+otherwise sends a cancel to the worker's node (`cluster/commands.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tasse.models import Run, RunStatus
+from tasse.runs.execution import ActiveRun, Process
+from tasse.runs.runner import Outcome
+from tasse.store.run_jobs import RunJobs
+from tasse.store.writer import RecordWriter
+from tasse.tasks.folder_digest import folder_digest
+
+logger = logging.getLogger(__name__)
+
+#: seconds between reads of the states of the runs on workers
+WATCH_EVERY = 0.1
+#: seconds a run's queued state may wait in this node's writer before its job is sent
+#: anyway (the store is slow; the job's own write holds the same state)
+FLUSH_WAIT = 2.0
+#: seconds between attempts to queue a run while the store fails
+RETRY_EVERY = 1.0
+#: seconds a cancel sent to a worker waits for its answer
+CANCEL_WAIT = 10.0
+_ENDED = frozenset(RunStatus) - {RunStatus.queued, RunStatus.running}
+
+#: sends a cancel of run `run_id` to node `node`: `CommandDesk.cancel_on`
+CancelOn = Callable[[str, str, float], Awaitable[Run]]
+
+
+class RemoteRuns:
+    """Sends runs to the workers' queues and follows them (`runs.execution.Elsewhere`)."""
+
+    def __init__(
+        self,
+        jobs: RunJobs,
+        records: RecordWriter,
+        cancel_on: CancelOn,
+        on_change: Callable[[Run], None],
+        tasks_dir: Path,
+    ):
+        #: the runs and jobs in the store
+        self.jobs = jobs
+        self._tasks_dir = tasks_dir
+        self._records = records
+        self._cancel_on = cancel_on
+        self._on_change = on_change
+        self._watched: dict[str, RemoteJob] = {}
+        self._watch: asyncio.Task[None] | None = None
+        self._cancels: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Start following the runs sent."""
+        self._watch = asyncio.get_running_loop().create_task(self._follow())
+
+    async def stop(self) -> None:
+        """Stop following (the runs go on on their workers; a new scheduler follows them)."""
+        for task in [self._watch, *self._cancels]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def send(self, active: ActiveRun) -> RemoteJob:
+        """The job that will carry this run out, once started."""
+        return RemoteJob(self, active)
+
+    def sent(self, process: Process) -> bool:
+        """Whether this run reached a queue (its states are the worker's to write)."""
+        return isinstance(process, RemoteJob) and process.queued
+
+    def adopted(self, active: ActiveRun, node: str | None) -> RemoteJob:
+        """A run another scheduler sent, followed from now on by this one."""
+        job = RemoteJob(self, active)
+        job.queued, job.node = True, node
+        self._watched[active.run.id] = job
+        return job
+
+    # -- what the jobs ask of it ----------------------------------------------------------
+
+    async def enqueue(self, job: RemoteJob) -> None:
+        run = job.active.run
+        # The run's queued state (a run that waited for its turn) may still be in this
+        # node's writer: written after the worker's `running`, it would take it back.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_WAIT
+        while self._records.pending_run(run.id) is not None and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        args = _job_args(job.active, self._tasks_dir)
+        queue = job.active.task.spec.queue
+        await asyncio.to_thread(self.jobs.enqueue, run.model_copy(), queue, args)
+        self._watched[run.id] = job
+
+    async def withdraw(self, job: RemoteJob, why: str) -> bool:
+        now = datetime.now(UTC)
+        run_id = job.active.run.id
+        return await asyncio.to_thread(self.jobs.withdraw, run_id, RunStatus.cancelled, why, now)
+
+    def cancel_on(self, job: RemoteJob, node: str) -> None:
+        async def cancel() -> None:
+            try:
+                await self._cancel_on(node, job.active.run.id, CANCEL_WAIT)
+            except Exception as error:  # the next stop (or the worker's death) settles it
+                logger.warning(
+                    "run %s: the cancel sent to %s failed: %s", job.active.run.id, node, error
+                )
+
+        task = asyncio.get_running_loop().create_task(cancel())
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    # -- following -------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            if not self._watched:
+                continue
+            ids = list(self._watched)
+            try:
+                found = await asyncio.to_thread(self.jobs.states, ids)
+            except Exception as error:  # the store is down: the runs go on meanwhile
+                logger.debug(
+                    "the states of %d run(s) on workers could not be read: %s", len(ids), error
+                )
+                continue
+            for run_id, (stored, node) in found.items():
+                job = self._watched.get(run_id)
+                if job is not None and job.observe(stored, node):
+                    self._watched.pop(run_id, None)
+
+    def changed(self, run: Run) -> None:
+        try:
+            self._on_change(run)
+        except Exception:  # a live event must never cost a run its course
+            logger.exception("run %s of task %s: its live event failed", run.id, run.task)
+
+
+class RemoteJob:
+    """One run's job on a worker, as the executor sees a process (`runs.execution.Process`)."""
+
+    def __init__(self, owner: RemoteRuns, active: ActiveRun):
+        self._owner = owner
+        self.active = active
+        #: whether the run and its job are in the store
+        self.queued = False
+        #: the worker that took it (None: none yet)
+        self.node: str | None = None
+        self._ended: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._stopping = False
+        self._cancel_sent = False
+
+    async def start(self) -> None:
+        """Queue it, trying again while the store fails (a delay, never a lost run)."""
+        while not self._stopping:
+            try:
+                await self._owner.enqueue(self)
+            except Exception as error:
+                logger.warning(
+                    "run %s of task %s could not be queued yet: %s",
+                    self.active.run.id,
+                    self.active.run.task,
+                    error,
+                )
+                await asyncio.sleep(RETRY_EVERY)
+                continue
+            self.queued = True
+            if self._stopping:  # stopped while it was being queued
+                self.stop()
+            return
+        self._end(Outcome(RunStatus.cancelled, error="stopped before it was queued"))
+
+    async def wait(self) -> Outcome:
+        """How it ended on its worker."""
+        return await self._ended
+
+    def has_exited(self) -> bool:
+        return self._ended.done()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Withdraw it while no worker has it, else have its worker stop it."""
+        self._stopping = True
+        if not self.queued or self._ended.done():
+            return
+        if self.node is None:
+            asyncio.get_running_loop().create_task(self._withdraw())
+        elif not self._cancel_sent:
+            self._cancel_sent = True
+            self._owner.cancel_on(self, self.node)
+
+    async def _withdraw(self) -> None:
+        why = self.active.stop_reason or "stopped before a worker took it"
+        try:
+            withdrawn = await self._owner.withdraw(self, why)
+        except Exception as error:
+            logger.warning("run %s could not be withdrawn yet: %s", self.active.run.id, error)
+            self._stopping = True  # the next observation tries again
+            return
+        if withdrawn:
+            self._end(Outcome(RunStatus.cancelled, error=why, finished_at=datetime.now(UTC)))
+        # else: a worker took it meanwhile; the next observation sends it the cancel
+
+    def observe(self, stored: Run, node: str | None) -> bool:
+        """The run as the store has it now; True once it has ended."""
+        run = self.active.run
+        if node is not None and self.node is None:
+            self.node = node
+        if stored.status is RunStatus.running and run.status is RunStatus.queued:
+            run.status, run.started_at = RunStatus.running, stored.started_at
+            self._owner.changed(run)
+        if stored.status in _ENDED:
+            run.started_at = stored.started_at
+            self._end(Outcome(stored.status, stored.exit_code, stored.error, stored.finished_at))
+            return True
+        if self._stopping and self.node is not None and not self._cancel_sent:
+            self.stop()
+        return False
+
+    def _end(self, outcome: Outcome) -> None:
+        if not self._ended.done():
+            self._ended.set_result(outcome)
+
+
+def _job_args(active: ActiveRun, tasks_dir: Path) -> dict[str, Any]:
+    """What a worker needs to carry the run out: the task as this node loaded it (so every
+    worker runs what the fire was made for), the request, and, for code in a task folder,
+    that folder's name and digest (the worker compares its own copy's)."""
+    task = active.task
+    in_folder = task.folder.parent == tasks_dir
+    return {
+        "run_id": active.run.id,
+        "task": task.model_dump(mode="json"),
+        "request": active.request.model_dump(mode="json"),
+        "folder": task.folder.name if in_folder else None,
+        "digest": folder_digest(task.folder) if in_folder else None,
+    }

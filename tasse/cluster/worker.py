@@ -1,0 +1,210 @@
+"""`Worker`: a `tasse worker` node. It runs what the cluster's scheduler queued, and nothing
+else: no schedule, no task folders watched; the API it has serves its runs' logs only.
+
+Each job carries the task as the scheduler loaded it and the digest of its folder there.
+The worker finds the same folder in its own tasks folder (shared or an identical checkout),
+and refuses to run a copy whose digest differs: the run fails saying so, rather than
+running other code. It takes the run with `queued → running` (`store/run_jobs.py`) — the
+guard against a job picked twice — then carries it out with the runner every node uses
+(its own process group, timeout, whole-tree kill, log caps), in an environment it builds
+itself (content-addressed: the same one on every node). Its states go through its own
+writer and journal, as a scheduler's do. A cancel reaches it as a command in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tasse.cluster.commands import CommandDesk
+from tasse.cluster.queue import RunQueue, queue_schema
+from tasse.envs.provisioner import Provisioner
+from tasse.errors import ClusterUnavailableError, RunNotFoundError, TaskEnvError
+from tasse.models import Run, RunRequest, RunStatus
+from tasse.runs.execution import ActiveRun, Executor
+from tasse.runs.logs import RunLogWriter
+from tasse.runs.policies import policy_of
+from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
+from tasse.settings import Settings
+from tasse.store.commands import Commands
+from tasse.store.database import Timeouts
+from tasse.store.journal import Journal
+from tasse.store.leases import Leases
+from tasse.store.log_files import LogLayout
+from tasse.store.nodes import WORKER, node_name
+from tasse.store.run_jobs import RunJobs, job_queue, libpq_address
+from tasse.store.runs import RunStore
+from tasse.store.writer import RecordWriter
+from tasse.tasks.folder_digest import folder_digest
+from tasse.tasks.task import Task
+
+logger = logging.getLogger(__name__)
+
+#: seconds a stopped run may take beyond its kill grace before the worker goes on
+STOP_MARGIN = 5.0
+
+
+class Worker:
+    """Takes run jobs from the queues, carries them out, records them; answers cancels."""
+
+    def __init__(self, settings: Settings, address: str | None = None):
+        self.settings = settings
+        self.name = settings.node_name or node_name()
+        self.layout = LogLayout(
+            settings.logs_dir,
+            settings.max_run_log_bytes,
+            settings.max_task_log_bytes,
+            settings.task_log_backups,
+        )
+        self.store = RunStore(
+            settings.store_url,
+            settings.store_schema_name,
+            settings.store_table_name,
+            Timeouts(settings.store_connect_timeout, settings.store_statement_timeout),
+            node=self.name,
+            node_address=address,
+        )
+        self.records = RecordWriter(
+            self.store,
+            Journal(settings.journal_path, settings.journal_max_bytes),
+            deadline=settings.store_statement_timeout,
+            role=WORKER,
+        )
+        self.envs = Provisioner(settings, self.layout)
+        self._jobs = RunJobs(self.store)
+        self._executor = Executor(self.records, self.envs, 0, self._ended)
+        self._active: dict[str, ActiveRun] = {}
+        commands = Commands(self.store, Leases(self.store))
+        self._desk = CommandDesk(commands, self.name, self._refuse, self.cancel)
+        self._queue = RunQueue(
+            libpq_address(self.store.address),
+            [job_queue(self.store, queue) for queue in settings.queues],
+            settings.concurrency,
+            self.name,
+            self.carry_out,
+        )
+        self._unwatch_children: Callable[[], None] = lambda: None
+
+    async def start(self) -> None:
+        """Settle what a previous life of this worker left, then be ready for jobs."""
+        await asyncio.to_thread(self.records.replay)
+        self.records.start()
+        interrupted = await asyncio.to_thread(self.store.interrupt_unfinished, datetime.now(UTC))
+        if interrupted:
+            logger.warning(
+                "%d run(s) left unfinished by this worker: interrupted", len(interrupted)
+            )
+            await asyncio.to_thread(stop_leftovers, interrupted)
+        if await asyncio.to_thread(self._jobs.apply_schema, queue_schema()):
+            logger.info("the run queue's tables were created (procrastinate)")
+        self._unwatch_children = watch_children_on_the_loop()
+        await self.envs.start()
+        self._desk.start()
+
+    async def work(self) -> None:
+        """Take jobs until cancelled."""
+        await self._queue.run()
+
+    async def stop(self) -> None:
+        """Stop the runs under way (recorded `cancelled`, with why) and close the store."""
+        for active in list(self._active.values()):
+            active.stop(f"worker {self.name} stopped")
+        grace = max((a.policy.kill_grace for a in self._active.values()), default=0.0)
+        await self._executor.wait(grace + STOP_MARGIN)
+        await self._desk.stop()
+        await self.envs.stop()
+        self._unwatch_children()
+        await asyncio.to_thread(self.records.stop, self.settings.store_statement_timeout + 5)
+        self.store.close()
+
+    # -- one job -------------------------------------------------------------------------
+
+    async def carry_out(self, args: dict[str, Any]) -> None:
+        """Carry out the run a job names, unless it was taken or ended before."""
+        run_id = str(args["run_id"])
+        task = self._local_copy(Task.model_validate(args["task"]), args.get("folder"))
+        request = RunRequest.model_validate(args.get("request") or {})
+        taken = await self.store.off_loop(
+            lambda: self._jobs.take(run_id, self.name, datetime.now(UTC)), "taking a run"
+        )
+        if taken is None:
+            logger.info("run %s was taken or ended before: not run again", run_id)
+            return
+        policy = policy_of(task.spec, self.settings)
+        active = ActiveRun(
+            taken, task, request, policy, RunLogWriter(self.layout, task.name, run_id)
+        )
+        active.placed.set()
+        self._active[run_id] = active
+        try:
+            refused = self._refusal(task, args.get("digest"))
+            environment = None if refused else self.envs.environment(task)
+        except TaskEnvError as error:
+            refused, environment = str(error), None
+        if refused:
+            self._refuse_run(active, refused)
+            return
+        self._executor.start(active, environment)
+        await active.done.wait()
+
+    def _local_copy(self, task: Task, folder: str | None) -> Task:
+        """The task with this worker's own folder: the same name under its tasks folder, or
+        (a task defined through the API) its own work folder."""
+        if folder is not None:
+            return task.model_copy(update={"folder": self.settings.tasks_dir / folder})
+        work = self.settings.data_dir / "work" / task.name
+        work.mkdir(parents=True, exist_ok=True)
+        return task.model_copy(update={"folder": work})
+
+    def _refusal(self, task: Task, digest: str | None) -> str | None:
+        if digest is None:
+            return None
+        folder = Path(task.folder)
+        if not folder.is_dir():
+            return f"worker {self.name} has no task folder {str(folder)!r}"
+        here = folder_digest(folder)
+        if here != digest:
+            return (
+                f"worker {self.name}'s copy of the task folder {str(folder)!r} differs from"
+                f" the one this run was made for (digest {here[:12]}, expected {digest[:12]}):"
+                " not run"
+            )
+        return None
+
+    def _refuse_run(self, active: ActiveRun, why: str) -> None:
+        run = active.run
+        run.status, run.error, run.finished_at = RunStatus.failed, why, datetime.now(UTC)
+        logger.error("run %s of task %s: %s", run.id, run.task, why)
+        self.records.put_runs([run])
+        with contextlib.suppress(OSError):
+            active.writer.note(f"run ended, failed: {why}")
+            active.writer.close()
+        self._ended(active)
+
+    def _ended(self, active: ActiveRun) -> None:
+        self._active.pop(active.run.id, None)
+        active.done.set()
+
+    # -- commands from other nodes ------------------------------------------------------
+
+    async def cancel(self, run_id: str) -> Run:
+        """Stop a run under way here, and wait until it has ended."""
+        active = self._active.get(run_id)
+        if active is None:
+            raise RunNotFoundError(run_id)
+        active.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(active.done.wait(), active.policy.kill_grace + STOP_MARGIN)
+        return active.run
+
+    def _refuse(self, name: str, request: RunRequest) -> Run:
+        raise ClusterUnavailableError(f"a manual run of task {name!r} (worker {self.name})", 0)
+
+    def active(self, run_id: str) -> ActiveRun | None:
+        """The run under way here with this id (its live log), if any."""
+        return self._active.get(run_id)

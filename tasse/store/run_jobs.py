@@ -1,0 +1,150 @@
+"""Runs that travel to workers as procrastinate jobs: how a run and its job are written
+together, and the one state change that lets a worker start it.
+
+The scheduler writes a queued run's row and its job in one transaction (procrastinate's
+own SQL function, `procrastinate_defer_jobs_v1`, called in ours), so a crash cannot leave a
+job without its run or a queued run without its job. The row is written without a node:
+the worker that takes it stamps its name with `queued → running` (`take`), a conditional
+update that only one taker can win — a job picked twice (a stalled worker's job retried)
+finds the run taken, or ended, and runs nothing. A run withdrawn before any worker took it
+(`withdraw`) is ended by the same kind of update, so a late taker finds it ended too.
+PostgreSQL only: the cluster's store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, make_url, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
+from tasse.models import Run, RunStatus
+from tasse.store.nodes import WORKER, nodes_table
+from tasse.store.runs import RunStore
+from tasse.store.tables import row_of, run_of, tables
+
+#: the procrastinate task every Tasse run job names (`cluster/queue.py` registers it)
+RUN_JOB = "tasse.run"
+#: ids per query of `states`
+_BATCH = 500
+_UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
+
+
+#: the advisory lock two nodes starting at once take before one applies the queue's schema
+_SCHEMA_LOCK = 0x7A55E
+
+
+def job_queue(store: RunStore, queue: str) -> str:
+    """procrastinate's name of a task's queue: prefixed by the store's table name, so that
+    two stores sharing a database (`--store-table-name`) never take each other's runs."""
+    return f"{store.names.table}/{queue}"
+
+
+def libpq_address(address: str) -> str:
+    """The store's address as libpq (procrastinate's connection) takes it."""
+    url = make_url(address).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class RunJobs:
+    """Writes queued runs with their jobs; takes, withdraws and watches them."""
+
+    def __init__(self, store: RunStore):
+        self._store = store
+        self._engine = store.engine
+        self._runs, _ = tables(store.names)
+        self._nodes = nodes_table(store.names)
+        runs = self._runs
+        values = [column.name for column in runs.columns if column.name != "id"]
+        upsert = insert(runs)
+        self._put = upsert.on_conflict_do_update(
+            index_elements=["id"], set_={name: upsert.excluded[name] for name in values}
+        )
+        self._defer = text(
+            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, NULL, NULL,"
+            " CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])"
+        )
+        self._take = (
+            update(runs)
+            .where(runs.c.id == bindparam("run_id"), runs.c.status == RunStatus.queued.value)
+            .values(
+                status=RunStatus.running.value,
+                started_at=bindparam("now"),
+                node=bindparam("node"),
+            )
+            .returning(*runs.columns)
+        )
+        self._withdraw = (
+            update(runs)
+            .where(runs.c.id == bindparam("run_id"), runs.c.status == RunStatus.queued.value)
+            .values(
+                status=bindparam("status"), finished_at=bindparam("now"), error=bindparam("why")
+            )
+        )
+
+    def apply_schema(self, schema: str) -> bool:
+        """Create procrastinate's tables and functions unless they are there: True if made."""
+        with self._engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            found = connection.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar()
+            if found is not None:
+                return False
+            # psycopg's own cursor, given no parameters, sends the schema as it is (the
+            # SQLAlchemy layer would read its `%` as placeholders).
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(schema)
+            finally:
+                cursor.close()
+        return True
+
+    def enqueue(self, run: Run, queue: str, args: dict[str, Any]) -> None:
+        """Write the queued run (no node yet) and its job on the task's `queue` (`job_queue`),
+        in one transaction."""
+        row = {**row_of(run), "node": None}
+        job = {"queue": job_queue(self._store, queue), "task": RUN_JOB, "args": json.dumps(args)}
+        with self._engine.begin() as connection:
+            connection.execute(self._put, row)
+            connection.execute(self._defer, job)
+
+    def take(self, run_id: str, node: str, now: datetime) -> Run | None:
+        """`queued → running` on `node`: the run, or None if it was taken or ended before."""
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                self._take, {"run_id": run_id, "now": now, "node": node}
+            ).first()
+        return None if row is None else run_of(row._mapping)
+
+    def withdraw(self, run_id: str, status: RunStatus, why: str, now: datetime) -> bool:
+        """End a run no worker has taken yet; False if one has (or it has ended)."""
+        values = {"run_id": run_id, "status": status.value, "why": why, "now": now}
+        with self._engine.begin() as connection:
+            return connection.execute(self._withdraw, values).rowcount == 1
+
+    def states(self, run_ids: Sequence[str]) -> dict[str, tuple[Run, str | None]]:
+        """These runs as the store has them, each with the node that took it."""
+        runs = self._runs
+        found: dict[str, tuple[Run, str | None]] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(run_ids), _BATCH):
+                batch = run_ids[start : start + _BATCH]
+                for row in connection.execute(select(runs).where(runs.c.id.in_(batch))):
+                    found[row.id] = (run_of(row._mapping), row.node)
+        return found
+
+    def unfinished(self) -> list[tuple[Run, str | None]]:
+        """Runs queued for a worker or running on one (with its name): what a new
+        scheduler takes over."""
+        runs, nodes = self._runs, self._nodes
+        workers = select(nodes.c.name).where(nodes.c.role == WORKER)
+        query = (
+            select(runs)
+            .where(runs.c.status.in_(_UNFINISHED))
+            .where(runs.c.node.is_(None) | runs.c.node.in_(workers))
+            .order_by(runs.c.id)
+        )
+        with self._engine.connect() as connection:
+            return [(run_of(row._mapping), row.node) for row in connection.execute(query)]
