@@ -60,6 +60,8 @@ class Cluster:
         run_now: RunNow,
         cancel: Cancel,
         duties: Duties | None = None,
+        workers: bool = False,
+        lost: Callable[[], None] = lambda: None,
     ):
         assert store.node is not None, "a cluster node's store stamps its runs with its name"
         self.name = store.node
@@ -67,10 +69,13 @@ class Cluster:
         self._take_over = take_over
         self._tasks = tasks
         self._duties = duties
+        #: told when this node loses the scheduler lease
+        self._on_lost = lost
         self._leases = Leases(store)
         self._claims = FireClaims(store, self._leases)
         commands = Commands(store, self._leases)
         self._nodes = Nodes(store)
+        #: runs queued for workers (with `workers`: the cluster's runs go to them)
         self._jobs = RunJobs(store)
         self.lease = SchedulerLease(self._leases, self.name, self._gained, self._lost)
         self.fires = FireClaimer(self._claims, self.lease, deliver)
@@ -82,6 +87,7 @@ class Cluster:
             commands,
             lambda: self.lease.held,
             records.put_runs,
+            self._jobs.settle_stalled if workers else None,
         )
         self._watch: asyncio.Task[None] | None = None
         self._taking: asyncio.Task[None] | None = None
@@ -131,6 +137,7 @@ class Cluster:
 
     def _lost(self) -> None:
         logger.warning("cluster node %s is a standby now: it fires nothing", self.name)
+        self._on_lost()
 
     async def _resume(self, fresh: bool) -> None:
         """Set every job back to its task's last claimed fire; what came due since is

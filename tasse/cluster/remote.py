@@ -78,6 +78,10 @@ class RemoteRuns:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    def let_go(self) -> None:
+        """Follow none of the runs any more (this node lost the scheduler lease)."""
+        self._watched.clear()
+
     def send(self, active: ActiveRun) -> RemoteJob:
         """The job that will carry this run out, once started."""
         return RemoteJob(self, active)

@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 EVERY = 5.0
 #: a node silent this long is dead: its runs are interrupted, its unrecorded fires settled
 DEAD_AFTER = timedelta(seconds=30)
+#: a worker silent this long is dead (four missed heartbeats): its runs are interrupted,
+#: and retried by their tasks' policies, within 30 s of its death with the pass's period.
+#: Shorter than a scheduler's: a worker holds no lease that must run out first.
+WORKER_DEAD_AFTER = timedelta(seconds=20)
 #: claims are kept this long (a restart resumes from them, at most a day back)
 KEEP_CLAIMS = timedelta(days=2)
 #: commands are kept this long (their askers gave up long before)
@@ -44,6 +48,7 @@ class Upkeep:
         commands: Commands,
         is_leader: Callable[[], bool],
         record: Callable[[Sequence[Run]], None],
+        stalled_jobs: Callable[[float], tuple[int, int]] | None = None,
     ):
         self._node = node
         self._orphans = orphans
@@ -51,6 +56,8 @@ class Upkeep:
         self._commands = commands
         self._is_leader = is_leader
         self._record = record
+        #: settles the run jobs of silent workers (`RunJobs.settle_stalled`), with workers
+        self._stalled_jobs = stalled_jobs
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -81,9 +88,19 @@ class Upkeep:
     def settle_dead(self, now: datetime) -> None:
         """Interrupt dead nodes' runs and give their unrecorded fires a record."""
         dead_before = now - DEAD_AFTER
-        interrupted = self._orphans.interrupt_runs(self._node, dead_before, now)
+        interrupted = self._orphans.interrupt_runs(
+            self._node, dead_before, now, now - WORKER_DEAD_AFTER
+        )
         if interrupted:
             logger.warning("%d run(s) of silent nodes recorded as interrupted", len(interrupted))
+        if self._stalled_jobs is not None:
+            again, gone = self._stalled_jobs(WORKER_DEAD_AFTER.total_seconds())
+            if again or gone:
+                logger.warning(
+                    "jobs of silent workers: %d queued again (not taken), %d dropped (taken)",
+                    again,
+                    gone,
+                )
         fires = self._orphans.unrecorded_fires(self._node, dead_before, now)
         if fires:
             self._record([_settled(fire) for fire in fires])

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from tasse.cluster.commands import CommandDesk
 from tasse.cluster.queue import RunQueue, queue_schema
 from tasse.envs.provisioner import Provisioner
@@ -32,7 +34,7 @@ from tasse.runs.policies import policy_of
 from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
 from tasse.settings import Settings
 from tasse.store.commands import Commands
-from tasse.store.database import Timeouts
+from tasse.store.database import Timeouts, first_line
 from tasse.store.journal import Journal
 from tasse.store.leases import Leases
 from tasse.store.log_files import LogLayout
@@ -127,13 +129,20 @@ class Worker:
     async def carry_out(self, args: dict[str, Any]) -> None:
         """Carry out the run a job names, unless it was taken or ended before."""
         run_id = str(args["run_id"])
-        task = self._local_copy(Task.model_validate(args["task"]), args.get("folder"))
-        request = RunRequest.model_validate(args.get("request") or {})
         taken = await self.store.off_loop(
             lambda: self._jobs.take(run_id, self.name, datetime.now(UTC)), "taking a run"
         )
         if taken is None:
             logger.info("run %s was taken or ended before: not run again", run_id)
+            return
+        try:
+            task = self._local_copy(Task.model_validate(args["task"]), args.get("folder"))
+            request = RunRequest.model_validate(args.get("request") or {})
+        except (ValidationError, KeyError, OSError) as error:
+            why = f"worker {self.name} could not read its job: {first_line(error)}"
+            taken.status, taken.error, taken.finished_at = RunStatus.failed, why, datetime.now(UTC)
+            logger.error("run %s of task %s: %s", run_id, taken.task, why)
+            self.records.put_runs([taken])
             return
         policy = policy_of(task.spec, self.settings)
         active = ActiveRun(

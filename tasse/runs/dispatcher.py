@@ -115,6 +115,18 @@ class Dispatcher:
         self._executor.follow(active, follow(active))
         return True
 
+    def let_go(self) -> int:
+        """This node schedules no more: the runs it follows on workers are the next
+        scheduler's to follow, record and retry (not this one's). How many there were."""
+        let_go = [a for a in self._active.values() if self._executor.sent_elsewhere(a)]
+        for active in let_go:
+            self._executor.let_go(active)
+            self._active.pop(active.run.id, None)
+            for admitted in self._places.leave(active.run.task, active):
+                admitted.placed.set()
+            active.done.set()
+        return len(let_go)
+
     def lookup(self, run_id: str) -> Run | None:
         """A live or recently finished run from memory, so polling it costs no query."""
         active = self._active.get(run_id)

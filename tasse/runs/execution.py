@@ -147,6 +147,15 @@ class Executor:
         self._tasks[background] = active
         background.add_done_callback(lambda done: self._tasks.pop(done, None))
 
+    def let_go(self, active: ActiveRun) -> None:
+        """Stop following a run on a worker, recording nothing: another node follows it."""
+        for task, followed in list(self._tasks.items()):
+            if followed is active:
+                task.cancel()
+        if active.holds_slot and self._slots is not None:
+            active.holds_slot = False
+            self._slots.release()
+
     def sent_elsewhere(self, active: ActiveRun) -> bool:
         """Whether the run is on a cluster's worker (it goes on if this node stops)."""
         process = active.process

@@ -159,6 +159,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             run_now=self.run_now,
             cancel=self.dispatcher.cancel,
             duties=self._scheduler_duties,
+            workers=self.remote is not None,
+            lost=self._lost_lease,
         )
 
     def _remote(self) -> RemoteRuns:
@@ -173,6 +175,14 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             self._run_recorded,
             self.settings.tasks_dir,
         )
+
+    def _lost_lease(self) -> None:
+        # The runs this node followed on workers are the new scheduler's now: it follows,
+        # records and retries them (two nodes retrying one run would run it twice).
+        if self.remote is not None:
+            self.remote.let_go()
+            if let_go := self.dispatcher.let_go():
+                logger.warning("%d run(s) on workers left to the new scheduler", let_go)
 
     def _leads(self) -> bool:
         # What runs once per cluster (notifications, the dead-man switches, pruning the

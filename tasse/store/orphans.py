@@ -16,6 +16,7 @@ from sqlalchemy import String, text
 from tasse.models import RunStatus
 from tasse.store.claims import claims_table
 from tasse.store.database import UTCDateTime
+from tasse.store.nodes import WORKER
 from tasse.store.runs import RunStore
 
 #: a dead node's claims this long before its last heartbeat may lack a record; older ones
@@ -64,7 +65,9 @@ class Orphans:
             UPDATE {runs} r SET status = :interrupted, finished_at = :now,
                 error = 'node ' || r.node || ' stopped answering while this run was unfinished'
             FROM {nodes} n
-            WHERE n.name = r.node AND n.heartbeat_at < :dead_before AND r.node <> :me
+            WHERE n.name = r.node AND r.node <> :me
+              AND n.heartbeat_at < CASE WHEN n.role = :worker THEN :workers_dead_before
+                                        ELSE :dead_before END
               AND r.status IN (:queued, :running)
             RETURNING r.id
             """
@@ -82,11 +85,16 @@ class Orphans:
             rows = connection.execute(self._fires, values).all()
         return [OrphanFire(row.task, row.scheduled_at, row.node) for row in rows]
 
-    def interrupt_runs(self, me: str, dead_before: datetime, now: datetime) -> list[str]:
-        """Record the unfinished runs of nodes silent since `dead_before` as interrupted."""
+    def interrupt_runs(
+        self, me: str, dead_before: datetime, now: datetime, workers_dead_before: datetime
+    ) -> list[str]:
+        """Record the unfinished runs of nodes silent since `dead_before` (workers: since
+        `workers_dead_before`) as interrupted."""
         values = {
             "me": me,
+            "worker": WORKER,
             "dead_before": _naive(dead_before),
+            "workers_dead_before": _naive(workers_dead_before),
             "now": _naive(now),
             "interrupted": RunStatus.interrupted.value,
             "queued": RunStatus.queued.value,

@@ -49,6 +49,11 @@ def libpq_address(address: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+#: procrastinate's own ways to queue a job again and to end one, deleting it
+_RETRY = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
+_DELETE = text("SELECT procrastinate_finish_job_v1(:id, 'failed', true)")
+
+
 class RunJobs:
     """Writes queued runs with their jobs; takes, withdraws and watches them."""
 
@@ -76,6 +81,18 @@ class RunJobs:
                 node=bindparam("node"),
             )
             .returning(*runs.columns)
+        )
+        runs_table = f"{store.names.schema}.{runs.name}" if store.names.schema else runs.name
+        self._stalled = text(
+            f"""
+            SELECT j.id, (r.status = :queued AND r.node IS NULL) AS untaken
+            FROM procrastinate_jobs j
+            LEFT JOIN procrastinate_workers w ON w.id = j.worker_id
+            LEFT JOIN {runs_table} r ON r.id = j.args ->> 'run_id'
+            WHERE j.status = 'doing' AND j.task_name = :task
+              AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => :silent))
+            FOR UPDATE OF j SKIP LOCKED
+            """
         )
         self._withdraw = (
             update(runs)
@@ -134,6 +151,22 @@ class RunJobs:
                 for row in connection.execute(select(runs).where(runs.c.id.in_(batch))):
                     found[row.id] = (run_of(row._mapping), row.node)
         return found
+
+    def settle_stalled(self, silent_for: float) -> tuple[int, int]:
+        """The jobs of workers silent for `silent_for` seconds (killed, frozen, cut off):
+        those whose run no worker took are queued again, for another worker; those whose
+        run was taken are deleted (the run ends as `interrupted`, `Orphans`), and with them
+        the environment values their arguments hold. How many of each."""
+        values = {"task": RUN_JOB, "silent": silent_for, "queued": RunStatus.queued.value}
+        with self._engine.begin() as connection:
+            stalled = connection.execute(self._stalled, values).all()
+            again = [row.id for row in stalled if row.untaken]
+            gone = [row.id for row in stalled if not row.untaken]
+            for job_id in again:
+                connection.execute(_RETRY, {"id": job_id})
+            for job_id in gone:
+                connection.execute(_DELETE, {"id": job_id})
+        return len(again), len(gone)
 
     def unfinished(self) -> list[tuple[Run, str | None]]:
         """Runs queued for a worker or running on one (with its name): what a new

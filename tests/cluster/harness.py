@@ -156,6 +156,11 @@ class Rig:
         with self._engine.connect() as connection:
             return list(connection.execute(text(sql), values))
 
+    def execute(self, sql: str, **values: Any) -> None:
+        """Run a statement that writes, and commit it."""
+        with self._engine.begin() as connection:
+            connection.execute(text(sql), values)
+
     def first_claim_after(self, moment: float, by: str) -> float | None:
         """Seconds from `moment` (time.time()) to the first fire `by` claimed after it."""
         rows = self.query(

@@ -139,7 +139,8 @@ def test_a_dead_nodes_runs_are_interrupted_and_its_unrecorded_fires_settled(
     assert orphans.unrecorded_fires("a", later - timedelta(seconds=60), later) == []  # alive
     fires = orphans.unrecorded_fires("a", later - timedelta(seconds=20), later)
     assert [(f.task, f.scheduled_at, f.node) for f in fires] == [(*unrecorded, "b")]
-    assert orphans.interrupt_runs("a", later - timedelta(seconds=20), later) == [running.id]
+    dead_before = later - timedelta(seconds=20)
+    assert orphans.interrupt_runs("a", dead_before, later, dead_before) == [running.id]
     interrupted = store.get(running.id)
     assert interrupted is not None
     assert interrupted.status is RunStatus.interrupted

@@ -1,0 +1,141 @@
+"""Runs on `tasse worker`s through procrastinate: a scheduler node (and a standby) with two
+workers sharing the tasks folder, and a third worker whose copy of a folder differs — all
+separate processes on a private PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from tests.cluster.harness import Rig
+from tests.http.test_api import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(180)]
+
+WORKERS = ("--run-on", "workers")
+#: a run that leaves a grandchild behind it, whose pid it writes down
+TREE = 'sleep 300 &\necho $! > "$TASSE_PID_FILE"\necho started\nwait\n'
+
+
+def test_runs_go_to_workers_and_answer_through_any_node() -> None:
+    with Rig() as rig:
+        rig.task("tick", "schedule: '* * * * * *'\n", script="echo tick from $TASSE_RUN_ID\n")
+        rig.task("manual", "overlap: parallel\n", script="echo manual $TASSE_PARAM_N\n")
+        rig.task("tree", "timeout: 120\n", script=TREE)
+        rig.task("odd", "queue: odd\n", script="echo the shared copy\n")
+        a = rig.start("a", flags=WORKERS)
+        assert rig.wait_for_scheduler() == "a"
+        b = rig.start("b", flags=WORKERS)
+        rig.start_worker("w1")
+        rig.start_worker("w2")
+        _odd_worker_with_its_own_copy(rig)
+
+        # Fires run on the workers; their output is in the worker's data folder.
+        wait_until(lambda: len(_runs(rig, "tick", "succeeded")) >= 4, timeout=20)
+        ticks = _runs(rig, "tick", "succeeded")
+        assert {node for _, node, _ in ticks} <= {"w1", "w2"}
+        run_id, node, _ = ticks[0]
+        log = rig.root / node / "data" / "logs" / "tick" / "runs" / f"{run_id}.log"
+        assert log.read_text() == f"tick from {run_id}\n"
+        assert not (rig.root / "a" / "data" / "logs" / "tick" / "runs" / f"{run_id}.log").exists()
+
+        # Manual runs asked of either node run once each, on a worker.
+        asked = [
+            n.http.post("/tasks/manual/run", json={"params": {"n": str(i)}})
+            for i, n in enumerate((a, b, a, b))
+        ]
+        assert [answer.status_code for answer in asked] == [202] * 4, [x.text for x in asked]
+        assert {answer.json()["status"] for answer in asked} == {"queued"}
+        ids = {answer.json()["id"] for answer in asked}
+        wait_until(lambda: {r for r, _, _ in _runs(rig, "manual", "succeeded")} == ids)
+
+        # A job picked a second time (a stalled worker's job retried) runs nothing again.
+        again = ticks[1][0]
+        _defer_again(rig, again)
+        wait_until(lambda: "was taken or ended before: not run again" in _worker_logs(rig))
+        assert rig.query("SELECT status, node FROM tasse_runs WHERE id = :id", id=again) == [
+            ("succeeded", ticks[1][1])
+        ]
+
+        # A cancel through the standby stops the run and its whole tree on its worker.
+        pid_file = rig.root / "tree.pid"
+        started = a.http.post("/tasks/tree/run", json={"env": {"TASSE_PID_FILE": str(pid_file)}})
+        assert started.status_code == 202, started.text
+        tree_id = started.json()["id"]
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=15)
+        grandchild = int(pid_file.read_text())
+        sent = time.monotonic()
+        cancelled = b.http.post(f"/runs/{tree_id}/cancel")
+        took = time.monotonic() - sent
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+        assert took < 2.5
+        wait_until(lambda: not _alive(grandchild), timeout=3)
+        wait_until(lambda: a.http.get(f"/runs/{tree_id}").json()["status"] == "cancelled")
+
+        # A worker whose copy of the folder differs says so instead of running it.
+        odd = a.http.post("/tasks/odd/run")
+        assert odd.status_code == 202
+        odd_run = wait_until(lambda: _ended(a, odd.json()["id"]), timeout=20)
+        assert odd_run["status"] == "failed"
+        assert "worker w3's copy of the task folder" in odd_run["error"]
+        assert "differs from the one this run was made for" in odd_run["error"]
+
+        # Every node lists the workers with their role.
+        listed = {node["name"]: node for node in b.http.get("/nodes").json()}
+        assert {listed[w]["role"] for w in ("w1", "w2", "w3")} == {"worker"}
+        assert not any(listed[w]["leader"] for w in ("w1", "w2", "w3"))
+
+
+def _odd_worker_with_its_own_copy(rig: Rig) -> None:
+    data = rig.root / "w3" / "data"
+    data.mkdir(parents=True)
+    shutil.copytree(rig.tasks, data / "tasks")
+    (data / "tasks" / "odd" / "task.sh").write_text("echo a copy edited by hand\n")
+    rig.start_worker("w3", flags=("--queues", "odd"))
+
+
+def _runs(rig: Rig, task: str, status: str) -> list[tuple[str, str, str | None]]:
+    """The task's runs in `status`: id, node, error."""
+    return [
+        (row.id, row.node, row.error)
+        for row in rig.query(
+            "SELECT id, node, error FROM tasse_runs WHERE task = :task AND status = :status"
+            " ORDER BY id",
+            task=task,
+            status=status,
+        )
+    ]
+
+
+def _defer_again(rig: Rig, run_id: str) -> None:
+    args = {"run_id": run_id, "task": {}, "request": {}, "folder": None, "digest": None}
+    rig.execute(
+        "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW('tasse/default', 'tasse.run', 0, NULL,"
+        " NULL, CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])",
+        args=json.dumps(args),
+    )
+
+
+def _worker_logs(rig: Rig) -> str:
+    return "".join(rig.worker_log(name) for name in ("w1", "w2"))
+
+
+def _ended(node: object, run_id: str) -> dict[str, str] | None:
+    from tests.http.test_api import Server
+
+    assert isinstance(node, Server)
+    run: dict[str, str] = node.http.get(f"/runs/{run_id}").json()
+    return run if run["status"] not in ("queued", "running") else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
