@@ -1,12 +1,10 @@
-"""`tasse worker`: a cluster node that runs what the scheduler queued (docs/cluster.md)."""
+"""`tasse worker`: a cluster node that runs what the scheduler queued (docs/cluster.md); its
+only API is its runs' logs, which the other nodes relay (`http/worker_app.py`)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
-import signal
 
 from tasse.settings import Settings
 from tasse.store.data_folder import check_writable
@@ -37,6 +35,10 @@ def add_worker_command(
     )
     worker.add_argument("--concurrency", type=int, help="runs carried out at once (default: 4)")
     worker.add_argument("--node-name", help="this node's name in the cluster (default: host name)")
+    worker.add_argument(
+        "--http-listen-address",
+        help="HOST:PORT where the other nodes read its runs' logs (default: 127.0.0.1:4243)",
+    )
     worker.set_defaults(handler=work, cluster=True)
 
 
@@ -44,28 +46,10 @@ def work(settings: Settings, args: argparse.Namespace) -> int:
     """Take runs until SIGTERM or SIGINT; then stop the runs under way and exit 0."""
     check_writable(settings.data_dir)
     with DataLock(settings.data_dir):
+        from tasse.http.server import serve  # its log routes are the API's own
+
         check_store(settings.store_url, settings.store_schema_name, settings.store_table_name)
         logging.basicConfig(
             level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
         )
-        asyncio.run(_work(settings))
-    return 0
-
-
-async def _work(settings: Settings) -> None:
-    from tasse.cluster.worker import Worker  # only `worker` needs procrastinate
-
-    worker = Worker(settings)
-    await worker.start()
-    working = asyncio.get_running_loop().create_task(worker.work())
-    stopping = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
-    waiting = asyncio.get_running_loop().create_task(stopping.wait())
-    await asyncio.wait({working, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    logging.getLogger(__name__).info("worker %s stops", worker.name)
-    await worker.stop()
-    working.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await working
-    waiting.cancel()
+        return 0 if serve(settings, worker=True) else 1

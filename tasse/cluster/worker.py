@@ -214,6 +214,11 @@ class Worker:
     def _refuse(self, name: str, request: RunRequest) -> Run:
         raise ClusterUnavailableError(f"a manual run of task {name!r} (worker {self.name})", 0)
 
+    @property
+    def running_count(self) -> int:
+        """Runs under way here now."""
+        return len(self._active)
+
     def active(self, run_id: str) -> ActiveRun | None:
         """The run under way here with this id (its live log), if any."""
         return self._active.get(run_id)

@@ -59,7 +59,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
-async def _tasse_error(request: Request, error: Exception) -> Response:
+async def tasse_error(request: Request, error: Exception) -> Response:
     status = getattr(error, "http_status", None)  # another cluster node's answer, passed on
     if status is None:
         status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(error, kind)), 400)
@@ -68,7 +68,7 @@ async def _tasse_error(request: Request, error: Exception) -> Response:
     return JSONResponse({"detail": str(error)}, status_code=status)
 
 
-async def _invalid_request(request: Request, error: Exception) -> Response:
+async def invalid_request(request: Request, error: Exception) -> Response:
     # FastAPI's own answer echoes every bad value whole: a 1 MiB body, a 1 MiB answer.
     assert isinstance(error, RequestValidationError)
     if is_page(request):
@@ -117,6 +117,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(Negotiation)
     app.add_middleware(InternalErrors)  # the outermost of ours: it sees what the others raise
-    app.add_exception_handler(TasseError, _tasse_error)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(TasseError, tasse_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     return app

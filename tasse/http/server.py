@@ -30,6 +30,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from tasse.http.app import create_app
 from tasse.http.bursts import BurstLog, LoopExceptionHandler, quiet_accept_errors
 from tasse.http.events import end_streams
+from tasse.http.worker_app import create_worker_app
 from tasse.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -277,12 +278,13 @@ def open_files_limit() -> int:
     return 1 << 20 if soft == resource.RLIM_INFINITY else soft
 
 
-def serve(settings: Settings) -> bool:
-    """Serve the API until a stop signal; False if the server never started."""
+def serve(settings: Settings, worker: bool = False) -> bool:
+    """Serve the API (a `tasse worker`'s: its runs' logs) until a stop signal; False if the
+    server never started."""
     open_files = open_files_limit()
     limits = limits_for(settings, open_files)
     bursts = BurstLog(logger)
-    app = create_app(settings)
+    app = create_worker_app(settings) if worker else create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,

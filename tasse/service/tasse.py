@@ -69,7 +69,7 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             settings.store_table_name,
             Timeouts(settings.store_connect_timeout, settings.store_statement_timeout),
             node=(settings.node_name or node_name()) if settings.cluster else None,
-            node_address=_reachable(settings.http_listen_address),
+            node_address=reachable(settings.http_listen_address),
         )
         self.records = RecordWriter(
             self.store,
@@ -350,7 +350,7 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         return entry.task.spec.retries if entry is not None and entry.task else 0
 
 
-def _reachable(listen: str) -> str:
+def reachable(listen: str) -> str:
     """Where other nodes reach this one's API: the listen address, with the host name for a
     wildcard (0.0.0.0, ::), which names no host another machine can connect to."""
     host, _, port = listen.rpartition(":")

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 
 from tasse.store.database import make_engine
-from tests.http.test_api import Server, wait_until
+from tests.http.test_api import Server, free_port, wait_until
 from tests.store.private_postgres import PrivateCluster
 
 
@@ -95,7 +95,8 @@ class Rig:
         """Start `tasse worker` `name` and wait for its heartbeat in the store."""
         data = self._data(name)
         command = [sys.executable, "-m", "tasse", "worker", "--data-dir", str(data)]
-        command += ["--node-name", name, "--store-address", self.postgres.address, *flags]
+        command += ["--node-name", name, "--store-address", self.postgres.address]
+        command += ["--http-listen-address", f"127.0.0.1:{free_port()}", *flags]
         settings = {"TASSE_KILL_GRACE": "1", "TASSE_LOG_LEVEL": "INFO", **(env or {})}
         with (data.parent / "worker.log").open("ab") as output:
             worker = subprocess.Popen(

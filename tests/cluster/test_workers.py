@@ -43,6 +43,13 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         assert log.read_text() == f"tick from {run_id}\n"
         assert not (rig.root / "a" / "data" / "logs" / "tick" / "runs" / f"{run_id}.log").exists()
 
+        # Its log reads through any node: relayed to the worker's API.
+        for asked in (a, b):
+            relayed = asked.http.get(f"/runs/{run_id}/log")
+            assert relayed.status_code == 200, relayed.text
+            assert relayed.text == f"tick from {run_id}\n"
+            assert relayed.headers["X-Tasse-Node"] == node
+
         # Manual runs asked of either node run once each, on a worker.
         asked = [
             n.http.post("/tasks/manual/run", json={"params": {"n": str(i)}})
@@ -68,6 +75,8 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         tree_id = started.json()["id"]
         wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=15)
         grandchild = int(pid_file.read_text())
+        live = _first_log_event(b, tree_id)  # followed live, through the standby
+        assert live == "started"
         sent = time.monotonic()
         cancelled = b.http.post(f"/runs/{tree_id}/cancel")
         took = time.monotonic() - sent
@@ -131,6 +140,19 @@ def _ended(node: object, run_id: str) -> dict[str, str] | None:
     assert isinstance(node, Server)
     run: dict[str, str] = node.http.get(f"/runs/{run_id}").json()
     return run if run["status"] not in ("queued", "running") else None
+
+
+def _first_log_event(node: object, run_id: str) -> str:
+    """The first `log` event's text of the run's live log, read through `node`."""
+    from tests.http.test_api import Server
+
+    assert isinstance(node, Server)
+    with node.http.stream("GET", f"/runs/{run_id}/log/events", timeout=10) as stream:
+        assert stream.status_code == 200
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                return line.removeprefix("data: ")
+    raise AssertionError("the live log ended without a line")
 
 
 def _alive(pid: int) -> bool:
