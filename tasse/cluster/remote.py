@@ -24,7 +24,7 @@ from typing import Any
 from tasse.models import Run, RunStatus
 from tasse.runs.execution import ActiveRun, Process
 from tasse.runs.runner import Outcome
-from tasse.store.run_jobs import RunJobs
+from tasse.store.run_jobs import LeaseLostError, RunJobs
 from tasse.store.writer import RecordWriter
 from tasse.tasks.folder_digest import folder_digest
 
@@ -55,10 +55,13 @@ class RemoteRuns:
         cancel_on: CancelOn,
         on_change: Callable[[Run], None],
         tasks_dir: Path,
+        lease: Callable[[], tuple[str, int | None]],
     ):
         #: the runs and jobs in the store
         self.jobs = jobs
         self._tasks_dir = tasks_dir
+        #: this node's name and its scheduler lease's fencing token (None: not held)
+        self._lease = lease
         self._records = records
         self._cancel_on = cancel_on
         self._on_change = on_change
@@ -109,7 +112,8 @@ class RemoteRuns:
             await asyncio.sleep(0.005)
         args = _job_args(job.active, self._tasks_dir)
         queue = job.active.task.spec.queue
-        await asyncio.to_thread(self.jobs.enqueue, run.model_copy(), queue, args)
+        holder, token = self._lease()
+        await asyncio.to_thread(self.jobs.enqueue, run.model_copy(), queue, args, holder, token)
         self._watched[run.id] = job
 
     async def withdraw(self, job: RemoteJob, why: str) -> bool:
@@ -176,6 +180,10 @@ class RemoteJob:
         while not self._stopping:
             try:
                 await self._owner.enqueue(self)
+            except LeaseLostError as error:
+                # Its fire was this node's; the new scheduler decides from the next one.
+                self._end(Outcome(RunStatus.cancelled, error=f"not queued: {error}"))
+                return
             except Exception as error:
                 logger.warning(
                     "run %s of task %s could not be queued yet: %s",

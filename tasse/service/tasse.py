@@ -174,7 +174,12 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             cancel_on,
             self._run_recorded,
             self.settings.tasks_dir,
+            self._lease_token,
         )
+
+    def _lease_token(self) -> tuple[str, int | None]:
+        assert self.cluster is not None, "runs go to workers only in a cluster"
+        return self.cluster.name, self.cluster.lease.token
 
     def _lost_lease(self) -> None:
         # The runs this node followed on workers are the new scheduler's now: it follows,

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, make_url, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from tasse.models import Run, RunStatus
+from tasse.store.leases import SCHEDULER_LEASE, Leases
 from tasse.store.nodes import WORKER, nodes_table
 from tasse.store.runs import RunStore
 from tasse.store.tables import row_of, run_of, tables
@@ -54,11 +55,17 @@ _RETRY = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
 _DELETE = text("SELECT procrastinate_finish_job_v1(:id, 'failed', true)")
 
 
+class LeaseLostError(Exception):
+    """The node queuing a run no longer holds the scheduler lease (it was frozen or cut off
+    and another node took over): the run is not queued."""
+
+
 class RunJobs:
     """Writes queued runs with their jobs; takes, withdraws and watches them."""
 
     def __init__(self, store: RunStore):
         self._store = store
+        self._leases = Leases(store)
         self._engine = store.engine
         self._runs, _ = tables(store.names)
         self._nodes = nodes_table(store.names)
@@ -118,12 +125,17 @@ class RunJobs:
                 cursor.close()
         return True
 
-    def enqueue(self, run: Run, queue: str, args: dict[str, Any]) -> None:
+    def enqueue(
+        self, run: Run, queue: str, args: dict[str, Any], holder: str, token: int | None
+    ) -> None:
         """Write the queued run (no node yet) and its job on the task's `queue` (`job_queue`),
-        in one transaction."""
+        in one transaction — only while `holder` holds the scheduler lease with `token`
+        (raises LeaseLostError), so that a node that lost it starts nothing more."""
         row = {**row_of(run), "node": None}
         job = {"queue": job_queue(self._store, queue), "task": RUN_JOB, "args": json.dumps(args)}
         with self._engine.begin() as connection:
+            if token is None or not self._leases.hold(connection, SCHEDULER_LEASE, holder, token):
+                raise LeaseLostError(f"node {holder} no longer holds the scheduler lease")
             connection.execute(self._put, row)
             connection.execute(self._defer, job)
 
