@@ -24,11 +24,11 @@ from tests.store.private_postgres import PrivateCluster
 class Rig:
     """A private PostgreSQL and the nodes sharing it."""
 
-    def __init__(self) -> None:
+    def __init__(self, postgres: PrivateCluster | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="tasse-cluster-"))
         self.tasks = self.root / "tasks"
         self.tasks.mkdir()
-        self.postgres = PrivateCluster()
+        self.postgres = postgres or PrivateCluster()
         self.nodes: dict[str, Server] = {}
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self._engine: Any = None
@@ -62,7 +62,7 @@ class Rig:
         (folder / "task.yaml").write_text(textwrap.dedent(yaml))
         (folder / "task.sh").write_text(script)
 
-    def _data(self, name: str) -> Path:
+    def data(self, name: str) -> Path:
         data = self.root / name / "data"
         if not data.exists():
             data.mkdir(parents=True)
@@ -73,27 +73,30 @@ class Rig:
         self, name: str, env: dict[str, str] | None = None, flags: tuple[str, ...] = ()
     ) -> Server:
         """Start node `name` (again, on its own data folder, if it ran before)."""
-        data = self._data(name)
-        flags = (
-            "--cluster",
-            "--node-name",
-            name,
-            "--store-address",
-            self.postgres.address,
-            *flags,
+        node = Server(
+            self.data(name), env=env, flags=self.flags(name, self.postgres.address, flags)
         )
+        return self.add(name, node)
+
+    def add(self, name: str, node: Server) -> Server:
+        """Start a node made elsewhere (in a network namespace, say) as node `name`."""
+        node.env = {"TASSE_LOG_LEVEL": "INFO", **node.env}
         if name in self.nodes:  # started again: the old process's connections are dead
             self.nodes[name].http.close()
-        node = Server(data, env={"TASSE_LOG_LEVEL": "INFO", **(env or {})}, flags=list(flags))
         node.start(timeout=30)
         self.nodes[name] = node
         return node
+
+    @staticmethod
+    def flags(name: str, store: str, more: tuple[str, ...] = ()) -> list[str]:
+        """A cluster node's command-line flags."""
+        return ["--cluster", "--node-name", name, "--store-address", store, *more]
 
     def start_worker(
         self, name: str, flags: tuple[str, ...] = (), env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         """Start `tasse worker` `name` and wait for its heartbeat in the store."""
-        data = self._data(name)
+        data = self.data(name)
         command = [sys.executable, "-m", "tasse", "worker", "--data-dir", str(data)]
         command += ["--node-name", name, "--store-address", self.postgres.address]
         command += ["--http-listen-address", f"127.0.0.1:{free_port()}", *flags]

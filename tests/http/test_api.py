@@ -52,6 +52,8 @@ class Server:
         #: run in the server's process before it starts (resource limits)
         self.preexec: Callable[[], None] | None = None
         self.output = data_dir.parent / "server.log"
+        #: what the command line starts with (`ip netns exec NAME`: in a network namespace)
+        self.prefix: list[str] = []
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
 
     def start(self, timeout: float = 20) -> None:
@@ -59,7 +61,7 @@ class Server:
         # Output goes to a file: a pipe nobody reads would fill up and stall the server.
         with self.output.open("ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tasse", *self.arguments()],
+                [*self.prefix, sys.executable, "-m", "tasse", *self.arguments()],
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,

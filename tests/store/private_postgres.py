@@ -35,7 +35,9 @@ def _as_postgres(argv: list[str], **kwargs: object) -> subprocess.CompletedProce
 class PrivateCluster:
     """One PostgreSQL cluster in a folder of its own, with its own port."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen: str = "127.0.0.1", trusted: str | None = None) -> None:
+        #: the addresses it listens on, and a network (CIDR) it trusts besides loopback
+        self.listen, self.trusted = listen, trusted
         self.bin = _binaries()
         # Not under pytest's own folders: those are the test user's alone (0700), and the
         # server runs as `postgres`.
@@ -54,10 +56,13 @@ class PrivateCluster:
         result = _as_postgres([*initdb, "--no-sync"], timeout=120)
         if result.returncode != 0:
             _unavailable(f"initdb failed: {result.stderr.strip()[-500:]}")
+        if self.trusted is not None:
+            with (self.folder / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.trusted} trust\n")
         self.start()
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses={self.listen} -c fsync=off"
         result = _as_postgres(
             [
                 *(str(self.bin / "pg_ctl"), "-D", str(self.folder), "-o", options),
