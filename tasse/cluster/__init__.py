@@ -7,6 +7,9 @@ another (`commands`: a manual run for the scheduler, a cancel for the node runni
 run), the leader's upkeep (`upkeep`: dead nodes' runs and claims, pruning), the list of
 nodes (`nodes`) and the part as the service sees it (`node`: `Cluster`). The tables and
 their queries are the store's (`store/leases.py`, `claims.py`, `commands.py`,
-`orphans.py`); this part decides when to use them. Imports runs, tasks, store and the
-vocabulary (procrastinate, in phase 2, only here). Called by `service`.
+`orphans.py`, `run_jobs.py`); this part decides when to use them. With `--run-on workers`
+runs go to `tasse worker` nodes: the scheduler queues and follows them (`remote`), a
+worker takes and carries them out (`worker`, its procrastinate loop in `queue`, its logs
+for the API in `worker_logs`). Imports runs, tasks, store and the vocabulary, and
+procrastinate (only here). Called by `service` and `http` (the worker's application).
 """
