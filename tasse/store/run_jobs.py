@@ -96,7 +96,7 @@ class RunJobs:
             FROM procrastinate_jobs j
             LEFT JOIN procrastinate_workers w ON w.id = j.worker_id
             LEFT JOIN {runs_table} r ON r.id = j.args ->> 'run_id'
-            WHERE j.status = 'doing' AND j.task_name = :task
+            WHERE j.status = 'doing' AND j.task_name = :task AND j.queue_name LIKE :queues
               AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => :silent))
             FOR UPDATE OF j SKIP LOCKED
             """
@@ -169,7 +169,12 @@ class RunJobs:
         those whose run no worker took are queued again, for another worker; those whose
         run was taken are deleted (the run ends as `interrupted`, `Orphans`), and with them
         the environment values their arguments hold. How many of each."""
-        values = {"task": RUN_JOB, "silent": silent_for, "queued": RunStatus.queued.value}
+        values = {
+            "task": RUN_JOB,
+            "silent": silent_for,
+            "queued": RunStatus.queued.value,
+            "queues": job_queue(self._store, "%"),  # this store's only
+        }
         with self._engine.begin() as connection:
             stalled = connection.execute(self._stalled, values).all()
             again = [row.id for row in stalled if row.untaken]

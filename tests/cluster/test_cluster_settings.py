@@ -37,3 +37,33 @@ def test_a_server_on_its_own_lists_itself_as_the_one_node(data_dir: Path) -> Non
     assert listed[0]["this"]
     assert listed[0]["alive"]
     assert not listed[0]["leader"]  # no lease outside cluster mode
+
+
+def test_runs_go_to_workers_only_in_a_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["serve", "--run-on", "workers", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "setting run_on: Value error, runs go to workers only in a cluster: add --cluster" in err
+
+
+def test_a_worker_refuses_a_store_that_is_not_postgresql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["worker", "--data-dir", str(tmp_path), "--store-address", "sqlite:///x.db"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "cluster mode needs a PostgreSQL --store-address (postgresql://…), not sqlite" in err
+
+
+def test_a_worker_says_what_is_wrong_with_its_concurrency(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = ["--store-address", "postgresql://postgres@127.0.0.1/test"]
+    code = main(["worker", "--data-dir", str(tmp_path), *store, "--concurrency", "0"])
+    assert code == 2
+    assert "setting concurrency: Input should be greater than or equal to 1" in (
+        capsys.readouterr().err
+    )
