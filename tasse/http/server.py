@@ -30,7 +30,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from tasse.http.app import create_app
 from tasse.http.bursts import BurstLog, LoopExceptionHandler, quiet_accept_errors
 from tasse.http.events import end_streams
-from tasse.http.worker_app import create_worker_app
 from tasse.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -284,7 +283,12 @@ def serve(settings: Settings, worker: bool = False) -> bool:
     open_files = open_files_limit()
     limits = limits_for(settings, open_files)
     bursts = BurstLog(logger)
-    app = create_worker_app(settings) if worker else create_app(settings)
+    if worker:  # a worker's application (procrastinate's import: only there)
+        from tasse.http.worker_app import create_worker_app
+
+        app = create_worker_app(settings)
+    else:
+        app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 from tasse import __version__
 from tasse.cluster.node import Cluster
-from tasse.cluster.queue import queue_schema
 from tasse.cluster.remote import RemoteRuns
 from tasse.envs.provisioner import Provisioner
 from tasse.errors import (
@@ -274,6 +273,9 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         self.dispatcher.started_at = datetime.now(UTC)
         self.scheduler.start()
         if self.remote is not None:
+            # procrastinate is imported only where runs go to workers (a third of a second).
+            from tasse.cluster.queue import queue_schema
+
             if await asyncio.to_thread(self.remote.jobs.apply_schema, queue_schema()):
                 logger.info("the run queue's tables were created (procrastinate)")
             self.remote.start()

@@ -100,6 +100,40 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         assert not any(listed[w]["leader"] for w in ("w1", "w2", "w3"))
 
 
+def test_overlap_and_the_cluster_wide_run_limit_hold_on_workers() -> None:
+    with Rig() as rig:
+        rig.task("slow", "overlap: parallel\n", script="sleep 1.5\n")
+        rig.task("single", "overlap: skip\n", script="sleep 4\n")
+        limit = ("--max-concurrent-runs", "2", *WORKERS)
+        a = rig.start("a", flags=limit)
+        assert rig.wait_for_scheduler() == "a"
+        b = rig.start("b", flags=limit)
+        rig.start_worker("w1")
+        rig.start_worker("w2")
+
+        first = a.http.post("/tasks/single/run")
+        assert first.status_code == 202, first.text
+        wait_until(lambda: a.http.get(f"/runs/{first.json()['id']}").json()["status"] == "running")
+        busy = b.http.post("/tasks/single/run")  # decided by the scheduler, for the cluster
+        assert busy.status_code == 409, busy.text
+        assert first.json()["id"] in busy.json()["detail"]
+
+        asked = [node.http.post("/tasks/slow/run") for node in (a, b, a, b, a, b)]
+        assert [answer.status_code for answer in asked] == [202] * 6
+        ids = [answer.json()["id"] for answer in asked]
+        wait_until(lambda: len(_runs(rig, "slow", "succeeded")) == 6, timeout=30)
+        spans = rig.query(
+            "SELECT EXTRACT(EPOCH FROM started_at), EXTRACT(EPOCH FROM finished_at), node"
+            " FROM tasse_runs WHERE task = 'slow'"
+        )
+        assert {node for _, _, node in spans} <= {"w1", "w2"}
+        # At most two at once in the whole cluster (the slots of the scheduler node,
+        # with the single run holding one of them at first), though 8 worker slots wait.
+        most = max(sum(1 for s, f, _ in spans if s <= moment < f) for moment, _, _ in spans)
+        assert most == 2, spans
+        assert {r for r, _, _ in _runs(rig, "slow", "succeeded")} == set(ids)
+
+
 def _odd_worker_with_its_own_copy(rig: Rig) -> None:
     data = rig.root / "w3" / "data"
     data.mkdir(parents=True)
