@@ -364,8 +364,12 @@ class Dispatcher:
             alive = self._places.holders(task.name)
             writer.note(f"waiting for its turn: {_still_running(alive, policy)}")
         waits = delay or isinstance(environment, Pending) or not active.placed.is_set()
-        # A run for a cluster's workers is queued until one takes it.
-        if waits or self._elsewhere or not self._executor.take_slot_now(active):
+        if self._elsewhere and not waits and self._executor.take_slot_now(active):
+            # Straight to a worker's queue: `queued` until one takes it, its row written
+            # with its job (one transaction), not before.
+            run.status, run.started_at = RunStatus.queued, None
+            self._executor.record([run], write=False)
+        elif waits or not self._executor.take_slot_now(active):
             # It waits before it starts: recorded now, so it is listed, answered as
             # `queued`, and survives a crash.
             run.status, run.started_at = RunStatus.queued, None
