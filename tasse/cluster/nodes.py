@@ -28,6 +28,8 @@ class NodeInfo:
     leader: bool
     #: the node answering
     this: bool
+    #: its runs running now (a scheduler's own, or a worker's)
+    running: int = 0
 
 
 def read_nodes(nodes: Nodes, leases: Leases | None) -> list[NodeInfo]:
@@ -35,10 +37,16 @@ def read_nodes(nodes: Nodes, leases: Leases | None) -> list[NodeInfo]:
     lease = leases.get(SCHEDULER_LEASE) if leases is not None else None
     leader = lease.holder if lease is not None and lease.valid else None
     now = datetime.now(UTC)
-    return [_info(record, now, leader, nodes.name) for record in nodes.all()]
+    running = nodes.running_by_node()
+    return [
+        _info(record, now, leader, nodes.name, running.get(record.name, 0))
+        for record in nodes.all()
+    ]
 
 
-def _info(record: NodeRecord, now: datetime, leader: str | None, this: str) -> NodeInfo:
+def _info(
+    record: NodeRecord, now: datetime, leader: str | None, this: str, running: int
+) -> NodeInfo:
     return NodeInfo(
         name=record.name,
         role=record.role,
@@ -50,4 +58,5 @@ def _info(record: NodeRecord, now: datetime, leader: str | None, this: str) -> N
         alive=now - record.heartbeat_at < SILENT_AFTER,
         leader=record.name == leader,
         this=record.name == this,
+        running=running,
     )

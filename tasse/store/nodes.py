@@ -13,13 +13,14 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from tasse import __version__
+from tasse.models import RunStatus
 from tasse.store.database import UTCDateTime
 from tasse.store.migrations import StoreNames
 from tasse.store.runs import RunStore
-from tasse.store.tables import upsert
+from tasse.store.tables import tables, upsert
 
 #: what a `tasse serve` node does: schedules (when it holds the lease) and answers the API
 SCHEDULER = "scheduler"
@@ -75,6 +76,7 @@ class Nodes:
         #: where this node's API answers (shown to operators; None: not said)
         self.address = address or store.node_address
         self._engine = store.engine
+        self._names = store.names
         self._table = nodes_table(store.names)
         self._put = upsert(self._table, "name", self._engine.dialect.name)
         self._started_at = datetime.now(UTC)
@@ -98,6 +100,17 @@ class Nodes:
             changed = connection.execute(table.update().where(table.c.name == self.name), row)
             if changed.rowcount == 0:
                 connection.execute(table.insert(), row)
+
+    def running_by_node(self) -> dict[str, int]:
+        """How many runs each node has running now, by the runs table."""
+        runs = tables(self._names)[0]
+        query = (
+            select(runs.c.node, func.count())
+            .where(runs.c.status == RunStatus.running.value, runs.c.node.is_not(None))
+            .group_by(runs.c.node)
+        )
+        with self._engine.connect() as connection:
+            return {node: int(count) for node, count in connection.execute(query)}
 
     def address_of(self, name: str) -> str | None:
         """Where node `name`'s API answers, as it wrote it (None: unknown)."""

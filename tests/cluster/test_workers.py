@@ -77,6 +77,8 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         grandchild = int(pid_file.read_text())
         live = _first_log_event(b, tree_id)  # followed live, through the standby
         assert live == "started"
+        listed = {node["name"]: node for node in b.http.get("/nodes").json()}
+        assert sum(listed[w]["running"] for w in ("w1", "w2")) >= 1
         sent = time.monotonic()
         cancelled = b.http.post(f"/runs/{tree_id}/cancel")
         took = time.monotonic() - sent
