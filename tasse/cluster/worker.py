@@ -34,14 +34,11 @@ from tasse.runs.policies import policy_of
 from tasse.runs.runner import stop_leftovers, watch_children_on_the_loop
 from tasse.settings import Settings
 from tasse.store.commands import Commands
-from tasse.store.database import Timeouts, first_line
-from tasse.store.journal import Journal
+from tasse.store.database import first_line
 from tasse.store.leases import Leases
-from tasse.store.log_files import LogLayout
 from tasse.store.nodes import WORKER, node_name
+from tasse.store.opening import log_layout, open_store, record_writer
 from tasse.store.run_jobs import RunJobs, job_queue, libpq_address
-from tasse.store.runs import RunStore
-from tasse.store.writer import RecordWriter
 from tasse.tasks.folder_digest import folder_digest
 from tasse.tasks.task import Task
 
@@ -57,26 +54,9 @@ class Worker:
     def __init__(self, settings: Settings, address: str | None = None):
         self.settings = settings
         self.name = settings.node_name or node_name()
-        self.layout = LogLayout(
-            settings.logs_dir,
-            settings.max_run_log_bytes,
-            settings.max_task_log_bytes,
-            settings.task_log_backups,
-        )
-        self.store = RunStore(
-            settings.store_url,
-            settings.store_schema_name,
-            settings.store_table_name,
-            Timeouts(settings.store_connect_timeout, settings.store_statement_timeout),
-            node=self.name,
-            node_address=address,
-        )
-        self.records = RecordWriter(
-            self.store,
-            Journal(settings.journal_path, settings.journal_max_bytes),
-            deadline=settings.store_statement_timeout,
-            role=WORKER,
-        )
+        self.layout = log_layout(settings)
+        self.store = open_store(settings, self.name, address)
+        self.records = record_writer(self.store, settings, WORKER)
         self.envs = Provisioner(settings, self.layout)
         self._jobs = RunJobs(self.store)
         self._executor = Executor(self.records, self.envs, 0, self._ended)

@@ -114,7 +114,12 @@ def log_tail(path: Path, count: int) -> list[str]:
             data = file.read()
     except OSError:
         return []
+    return tail_lines(data, count, cut=len(data) == TAIL_BYTES)
+
+
+def tail_lines(data: bytes, count: int, cut: bool) -> list[str]:
+    """The last `count` lines of the end of a log (`cut`: its first line may be partial)."""
     lines = data.decode("utf-8", "replace").splitlines()
-    if len(data) == TAIL_BYTES and lines:
+    if cut and lines:
         lines = lines[1:]  # the first line read is likely cut
     return [line[:500] for line in lines[-count:]]

@@ -24,7 +24,7 @@ from tasse.notify.delivery import Backoff, Delivery
 from tasse.notify.history import TaskHistory, history_from, history_of_last
 from tasse.notify.limits import RateLimit, digest_of
 from tasse.notify.outcomes import Outcomes, SpecOf
-from tasse.notify.sending import Sender, rows_of_a_test
+from tasse.notify.sending import Sender, TailElsewhere, rows_of_a_test
 from tasse.notify.silences import Silences
 from tasse.notify.targets import Target, read_targets
 from tasse.settings import Settings
@@ -53,6 +53,7 @@ class Notifier:
         env_problem: Callable[[str], str | None],
         on_attempt: Callable[[bool], None] = lambda delivered: None,
         may_deliver: Callable[[], bool] = lambda: True,
+        tail_elsewhere: TailElsewhere | None = None,
     ):
         self._settings = settings
         #: whether this server delivers and checks the dead-man switches now (in a cluster:
@@ -84,7 +85,7 @@ class Notifier:
         )
         self.delivery = Delivery(
             writer,
-            Sender(self._addressing, layout, settings),
+            Sender(self._addressing, layout, settings, tail_elsewhere),
             backoff,
             settings.notify_workers,
             on_attempt=on_attempt,

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from tasse import __version__
+from tasse.cluster.log_tails import LogTails
 from tasse.cluster.node import Cluster
 from tasse.cluster.remote import RemoteRuns
 from tasse.envs.provisioner import Provisioner
@@ -33,15 +34,11 @@ from tasse.service.discovery import Discovery
 from tasse.service.run_answers import RunAnswers
 from tasse.service.server_answers import ServerAnswers
 from tasse.settings import Settings
-from tasse.store.database import Timeouts
-from tasse.store.journal import Journal
-from tasse.store.log_files import LogLayout
 from tasse.store.nodes import node_name
+from tasse.store.opening import log_layout, open_store, record_writer
 from tasse.store.retention import Retention
 from tasse.store.run_jobs import RunJobs
-from tasse.store.runs import RunStore
 from tasse.store.timeline import Timeline
-from tasse.store.writer import RecordWriter
 from tasse.tasks.catalog import Catalog
 from tasse.tasks.notify_spec import NotifySpec
 from tasse.tasks.registry import Registry
@@ -56,25 +53,10 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.layout = LogLayout(
-            settings.logs_dir,
-            settings.max_run_log_bytes,
-            settings.max_task_log_bytes,
-            settings.task_log_backups,
-        )
-        self.store = RunStore(
-            settings.store_url,
-            settings.store_schema_name,
-            settings.store_table_name,
-            Timeouts(settings.store_connect_timeout, settings.store_statement_timeout),
-            node=(settings.node_name or node_name()) if settings.cluster else None,
-            node_address=reachable(settings.http_listen_address),
-        )
-        self.records = RecordWriter(
-            self.store,
-            Journal(settings.journal_path, settings.journal_max_bytes),
-            deadline=settings.store_statement_timeout,
-        )
+        self.layout = log_layout(settings)
+        node = (settings.node_name or node_name()) if settings.cluster else None
+        self.store = open_store(settings, node, reachable(settings.http_listen_address))
+        self.records = record_writer(self.store, settings)
         self.registry = Registry()
         #: live events for pages and scripts (`GET /events`)
         self.events = EventHub(queued=settings.events_queue)
@@ -96,6 +78,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             env_problem=self.envs.problem,
             on_attempt=self.metrics.note_notification,
             may_deliver=self._leads,
+            # In a cluster a run's log may be on the worker (or node) that ran it.
+            tail_elsewhere=LogTails(self.store) if settings.cluster else None,
         )
         self.dispatcher = Dispatcher(
             settings,

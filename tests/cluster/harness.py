@@ -5,12 +5,15 @@ its own data folder — killed, frozen and continued as a failing machine would 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +162,26 @@ class Rig:
     def query(self, sql: str, **values: Any) -> list[Any]:
         with self._engine.connect() as connection:
             return list(connection.execute(text(sql), values))
+
+    def fires_without_one_record(
+        self, tasks: Sequence[str], began: float, ended: float
+    ) -> dict[tuple[str, int], int]:
+        """Each task's fire times (whole seconds, `* * * * * *`) from `began` to `ended`
+        (time.time()) whose number of records is not one: what a lost or doubled fire is."""
+        records = Counter(
+            (task, round(at))
+            for task, at in self.query(
+                "SELECT task, EXTRACT(EPOCH FROM scheduled_at AT TIME ZONE 'UTC')"
+                " FROM tasse_runs WHERE trigger = 'schedule'"
+            )
+        )
+        window = range(math.ceil(began), math.floor(ended) - 1)
+        return {
+            (task, second): records[(task, second)]
+            for task in tasks
+            for second in window
+            if records[(task, second)] != 1
+        }
 
     def execute(self, sql: str, **values: Any) -> None:
         """Run a statement that writes, and commit it."""

@@ -5,7 +5,6 @@ separate processes on a private PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 
@@ -13,6 +12,8 @@ import pytest
 
 from tests.cluster.harness import Rig
 from tests.http.test_api import wait_until
+from tests.notify.receivers import Webhook
+from tests.store.private_postgres import alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(180)]
 
@@ -85,7 +86,7 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json()["status"] == "cancelled"
         assert took < 2.5
-        wait_until(lambda: not _alive(grandchild), timeout=3)
+        wait_until(lambda: not alive(grandchild), timeout=3)
         wait_until(lambda: a.http.get(f"/runs/{tree_id}").json()["status"] == "cancelled")
 
         # A worker whose copy of the folder differs says so instead of running it.
@@ -102,16 +103,26 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         assert not any(listed[w]["leader"] for w in ("w1", "w2", "w3"))
 
 
-def test_overlap_and_the_cluster_wide_run_limit_hold_on_workers() -> None:
+def test_overlap_the_run_limit_and_messages_hold_for_runs_on_workers() -> None:
+    hook = Webhook().start()
+    notify = {"TASSE_NOTIFY": hook.target, "TASSE_NOTIFY_RATE_WINDOW": "0"}
     with Rig() as rig:
         rig.task("slow", "overlap: parallel\n", script="sleep 1.5\n")
         rig.task("single", "overlap: skip\n", script="sleep 4\n")
+        rig.task("boom", "{}\n", script="echo it broke on the worker\nexit 3\n")
         limit = ("--max-concurrent-runs", "2", *WORKERS)
-        a = rig.start("a", flags=limit)
+        a = rig.start("a", env=notify, flags=limit)
         assert rig.wait_for_scheduler() == "a"
-        b = rig.start("b", flags=limit)
+        b = rig.start("b", env=notify, flags=limit)
         rig.start_worker("w1")
         rig.start_worker("w2")
+
+        # The scheduler tells of a failure on a worker with the log lines the worker has.
+        boom = b.http.post("/tasks/boom/run")
+        assert boom.status_code == 202, boom.text
+        told = hook.wait_for(where=lambda m: m.get("run", {}).get("id") == boom.json()["id"])
+        assert "it broke on the worker" in told[0]["log_tail"], told[0]
+        hook.stop()
 
         first = a.http.post("/tasks/single/run")
         assert first.status_code == 202, first.text
@@ -189,11 +200,3 @@ def _first_log_event(node: object, run_id: str) -> str:
             if line.startswith("data: "):
                 return line.removeprefix("data: ")
     raise AssertionError("the live log ended without a line")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -101,7 +101,7 @@ class PrivateCluster:
         pids = self.processes()
         self.signal(signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def destroy(self) -> None:
@@ -114,7 +114,7 @@ class PrivateCluster:
         shutil.rmtree(self.folder.parent, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,45 @@
+"""The end of a run's log kept by another node, for the scheduler's messages.
+
+A notification ends with the last lines of its run's log (`notify/sending.py`); a run a
+worker (or another node) carried out has its log there, so the delivering node reads the
+end of it from that node's API (`GET /runs/{id}/log?raw=true`, the relay's route) — on a
+delivery thread, within the delivery's timeout.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from urllib.error import URLError
+
+from tasse.store.nodes import Nodes
+from tasse.store.runs import RunStore
+
+#: bytes read at a time
+CHUNK = 64 * 1024
+
+
+class LogTails:
+    """Reads the end of a run's log from the node whose data folder has it."""
+
+    def __init__(self, store: RunStore):
+        self._store = store
+        self._nodes = Nodes(store)
+
+    def __call__(self, run_id: str, size: int, timeout: float) -> bytes | None:
+        """Its last `size` bytes, or None when the log is this node's (or nobody's)."""
+        found = self._store.node_of(run_id)
+        if found is None or found[1] is None or found[1] == self._store.node:
+            return None
+        address = self._nodes.address_of(found[1])
+        if not address:
+            raise OSError(f"node {found[1]!r} has not written its API address")
+        url = f"http://{address}/runs/{run_id}/log?raw=true"
+        request = urllib.request.Request(url, headers={"X-Tasse-Relayed-By": "notifications"})
+        tail = b""
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                while chunk := answer.read(CHUNK):
+                    tail = (tail + chunk)[-size:]
+        except URLError as error:
+            raise OSError(f"node {found[1]!r} ({address}) did not answer: {error}") from None
+        return tail
