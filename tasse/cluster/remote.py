@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,9 @@ FLUSH_WAIT = 2.0
 RETRY_EVERY = 1.0
 #: seconds a cancel sent to a worker waits for its answer
 CANCEL_WAIT = 10.0
+#: seconds a run may wait for a worker before the log says so (one line for all, at most
+#: this often)
+WAIT_WARNING = 30.0
 _ENDED = frozenset(RunStatus) - {RunStatus.queued, RunStatus.running}
 
 #: sends a cancel of run `run_id` to node `node`: `CommandDesk.cancel_on`
@@ -68,6 +72,7 @@ class RemoteRuns:
         self._watched: dict[str, RemoteJob] = {}
         self._watch: asyncio.Task[None] | None = None
         self._cancels: set[asyncio.Task[None]] = set()
+        self._told_at = 0.0
 
     def start(self) -> None:
         """Start following the runs sent."""
@@ -153,6 +158,27 @@ class RemoteRuns:
                 job = self._watched.get(run_id)
                 if job is not None and job.observe(stored, node):
                     self._watched.pop(run_id, None)
+            self._tell_waits()
+
+    def _tell_waits(self) -> None:
+        now = time.monotonic()
+        if now - self._told_at < WAIT_WARNING:
+            return
+        waiting = [
+            job
+            for job in self._watched.values()
+            if job.node is None and now - job.queued_at >= WAIT_WARNING
+        ]
+        if waiting:
+            self._told_at = now
+            queues = sorted({job.active.task.spec.queue for job in waiting})
+            logger.warning(
+                "%d run(s) have waited over %.0f s for a worker (queue %s): the workers are"
+                " busy, or none takes that queue (`tasse worker --queues`)",
+                len(waiting),
+                WAIT_WARNING,
+                ", ".join(queues),
+            )
 
     def changed(self, run: Run) -> None:
         try:
@@ -174,6 +200,9 @@ class RemoteJob:
         self._ended: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._stopping = False
         self._cancel_sent = False
+        self._withdrawing = False
+        #: when it was queued (time.monotonic())
+        self.queued_at = time.monotonic()
 
     async def start(self) -> None:
         """Queue it, trying again while the store fails (a delay, never a lost run)."""
@@ -194,6 +223,7 @@ class RemoteJob:
                 await asyncio.sleep(RETRY_EVERY)
                 continue
             self.queued = True
+            self.queued_at = time.monotonic()
             if self._stopping:  # stopped while it was being queued
                 self.stop()
             return
@@ -215,7 +245,9 @@ class RemoteJob:
         if not self.queued or self._ended.done():
             return
         if self.node is None:
-            asyncio.get_running_loop().create_task(self._withdraw())
+            if not self._withdrawing:
+                self._withdrawing = True
+                asyncio.get_running_loop().create_task(self._withdraw())
         elif not self._cancel_sent:
             self._cancel_sent = True
             self._owner.cancel_on(self, self.node)
@@ -224,10 +256,11 @@ class RemoteJob:
         why = self.active.stop_reason or "stopped before a worker took it"
         try:
             withdrawn = await self._owner.withdraw(self, why)
-        except Exception as error:
+        except Exception as error:  # the next observation tries again
             logger.warning("run %s could not be withdrawn yet: %s", self.active.run.id, error)
-            self._stopping = True  # the next observation tries again
             return
+        finally:
+            self._withdrawing = False
         if withdrawn:
             self._end(Outcome(RunStatus.cancelled, error=why, finished_at=datetime.now(UTC)))
         # else: a worker took it meanwhile; the next observation sends it the cancel
@@ -244,8 +277,8 @@ class RemoteJob:
             run.started_at = stored.started_at
             self._end(Outcome(stored.status, stored.exit_code, stored.error, stored.finished_at))
             return True
-        if self._stopping and self.node is not None and not self._cancel_sent:
-            self.stop()
+        if self._stopping and not self._cancel_sent:
+            self.stop()  # a cancel for the worker that took it, or a withdrawal again
         return False
 
     def _end(self, outcome: Outcome) -> None:
