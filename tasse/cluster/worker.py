@@ -38,6 +38,7 @@ from tasse.store.database import first_line
 from tasse.store.leases import Leases
 from tasse.store.nodes import WORKER, node_name
 from tasse.store.opening import log_layout, open_store, record_writer
+from tasse.store.retention import Retention
 from tasse.store.run_jobs import RunJobs, job_queue, libpq_address
 from tasse.tasks.folder_digest import folder_digest
 from tasse.tasks.task import Task
@@ -58,6 +59,16 @@ class Worker:
         self.store = open_store(settings, self.name, address)
         self.records = record_writer(self.store, settings, WORKER)
         self.envs = Provisioner(settings, self.layout)
+        # The history is pruned by the scheduler; the logs of the runs it pruned are in
+        # this worker's folder, and this worker's to delete.
+        self.retention = Retention(
+            settings,
+            self.store,
+            self.layout,
+            lambda run_id: run_id in self._active,
+            lambda: (),
+            prunes_store=lambda: False,
+        )
         self._jobs = RunJobs(self.store)
         self._executor = Executor(self.records, self.envs, 0, self._ended)
         self._active: dict[str, ActiveRun] = {}
@@ -86,6 +97,7 @@ class Worker:
             logger.info("the run queue's tables were created (procrastinate)")
         self._unwatch_children = watch_children_on_the_loop()
         await self.envs.start()
+        self.retention.start()
         self._desk.start()
 
     async def work(self) -> None:
@@ -99,6 +111,7 @@ class Worker:
         grace = max((a.policy.kill_grace for a in self._active.values()), default=0.0)
         await self._executor.wait(grace + STOP_MARGIN)
         await self._desk.stop()
+        await self.retention.stop()
         await self.envs.stop()
         self._unwatch_children()
         await asyncio.to_thread(self.records.stop, self.settings.store_statement_timeout + 5)

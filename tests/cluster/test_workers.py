@@ -5,6 +5,7 @@ separate processes on a private PostgreSQL."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 
@@ -31,9 +32,15 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         a = rig.start("a", flags=WORKERS)
         assert rig.wait_for_scheduler() == "a"
         b = rig.start("b", flags=WORKERS)
+        # A log whose run the scheduler pruned long ago: the worker's own to delete.
+        orphan = rig.data("w1") / "logs" / "tick" / "runs" / "20200101-000000-000000-abcdef.log"
+        orphan.parent.mkdir(parents=True)
+        orphan.write_text("pruned long ago\n")
+        os.utime(orphan, (1_577_836_800, 1_577_836_800))
         rig.start_worker("w1")
         rig.start_worker("w2")
         _odd_worker_with_its_own_copy(rig)
+        wait_until(lambda: not orphan.exists())
 
         # Fires run on the workers; their output is in the worker's data folder.
         wait_until(lambda: len(_runs(rig, "tick", "succeeded")) >= 4, timeout=20)
