@@ -137,8 +137,9 @@ def drain(rig: Rig, url: Any, args: Any, pids: dict[str, int]) -> Drain:
     deadline = time.time() + args.runs / (args.workers * args.concurrency) * 3 + 120
     while time.time() < deadline:
         todo, doing, ended = _backlog(rig)
-        seen.backlog.append((time.time(), todo, doing, ended))
-        seen.cpu.append((time.time(), cpu_seconds(scheduler), postgres_cpu(rig)))
+        now = time.time()
+        seen.backlog.append((now, todo, doing, ended))
+        seen.cpu.append((now, cpu_seconds(scheduler), postgres_cpu(rig)))
         if ended >= args.runs:
             seen.seconds = time.time() - seen.first_post
             break
@@ -319,14 +320,22 @@ def report(args: Any, slots: int, idle: Measure, drained: Measure, runs: list[An
     print(enqueue_note(seen, args.runs))
     timeline(seen, runs)
     durations = [float(f) - float(s) for _, s, f, status in runs if status == "succeeded"]
+    gaps = slot_gaps(runs)
     print()
     print_summaries(
         {
             "run started_at → finished_at (s)": durations,
-            "slot idle: a finish → the next start on its worker (s)": slot_gaps(runs),
+            "slot idle: a finish → the next start on its worker (s)": gaps,
         },
         fmt=lambda s: f"{s:.3f}",
     )
+    over, idle_slot = statistics.mean(durations) - 1.0, statistics.mean(gaps)
+    print(
+        f"means: a run's own overhead beyond 1 s {over * 1000:.1f} ms, a slot's idle time"
+        f" between runs {idle_slot * 1000:.1f} ms: a slot's cycle is"
+        f" {(1 + over + idle_slot) * 1000:.0f} ms for 1 s of work"
+    )
+    print(follow_cost(seen))
     resources(args.runs, idle, drained)
     ok = capacity >= TARGET and statuses.get("succeeded", 0) == args.runs
     print_targets(
@@ -366,6 +375,25 @@ def _shares(seen: Drain, low: float, high: float) -> tuple[str, str]:
         return "", ""
     (t0, s0, p0), (t1, s1, p1) = inside[0], inside[-1]
     return f"{(s1 - s0) / (t1 - t0):.0%}", f"{(p1 - p0) / (t1 - t0):.0%}"
+
+
+def follow_cost(seen: Drain) -> str:
+    """The scheduler's CPU against the runs it follows (queued or running), once the POSTs
+    are over: a least-squares line through the 0.5 s polls, in 5 s windows."""
+    after = [b for b in seen.backlog if b[0] > seen.last_post + 1]
+    cpu = {t: c for t, c, _ in seen.cpu}
+    points = []
+    for start in range(0, len(after) - 10, 10):
+        (t0, todo, doing, _), (t1, *_) = after[start], after[start + 10]
+        share = (cpu[t1] - cpu[t0]) / (t1 - t0)
+        points.append((todo + doing, share))
+    if len(points) < 3:
+        return "too few polls after the POSTs for the cost of following"
+    slope, intercept = statistics.linear_regression(*zip(*points, strict=True))
+    return (
+        f"scheduler CPU after the POSTs ≈ {intercept:.1%} of a core + {slope * 1e6:.0f} µs per"
+        f" second per run it follows (least squares, {len(points)} windows of 5 s)"
+    )
 
 
 def timeline(seen: Drain, runs: list[Any]) -> None:
