@@ -16,11 +16,15 @@ other users lands on all of them):
 - single, PostgreSQL: a plain `tasse serve` whose store is a database of its own on the same
   private PostgreSQL as the cluster's (the fair comparison: the same store server);
 - cluster: one `tasse serve --cluster --run-on workers` node and two `tasse worker`s
-  (`--concurrency 4` each), the tests' launcher (`tests/cluster/harness.py`).
+  (`--concurrency`, 10 each by default: so that no fire waits for a free slot however
+  procrastinate spreads a second's jobs), the tests' launcher (`tests/cluster/harness.py`).
 
 Each latency is also split at the run's `started_at`: in single mode the server takes it
-just before the spawn; on a worker it is the `queued → running` update (so `due →
-started_at` is the claim, the enqueue, procrastinate's fetch and the take).
+just before the spawn; on a worker it is the `queued → running` update. The cluster's
+`due → started_at` is split further by the times its rows reach the store: the fire
+claim's `claimed_at`, then benchmark-only triggers (`STAGE_TRIGGERS`, clock_timestamp()
+into a side table) on the insert of the run's row (the scheduler's writer), of its
+procrastinate job (the enqueue) and the job's `todo → doing` (procrastinate's fetch).
 """
 
 from __future__ import annotations
