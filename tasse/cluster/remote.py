@@ -115,10 +115,15 @@ class RemoteRuns:
         deadline = loop.time() + FLUSH_WAIT
         while self._records.pending_run(run.id) is not None and loop.time() < deadline:
             await asyncio.sleep(0.005)
-        args = _job_args(job.active, self._tasks_dir)
-        queue = job.active.task.spec.queue
+        active, tasks_dir, queue = job.active, self._tasks_dir, job.active.task.spec.queue
         holder, token = self._lease()
-        await asyncio.to_thread(self.jobs.enqueue, run.model_copy(), queue, args, holder, token)
+        snapshot = run.model_copy()
+
+        def enqueue() -> None:  # the folder's digest too, off the loop: it reads files
+            args = _job_args(active, tasks_dir)
+            self.jobs.enqueue(snapshot, queue, args, holder, token)
+
+        await asyncio.to_thread(enqueue)
         self._watched[run.id] = job
 
     async def withdraw(self, job: RemoteJob, why: str) -> bool:
@@ -154,9 +159,13 @@ class RemoteRuns:
                     "the states of %d run(s) on workers could not be read: %s", len(ids), error
                 )
                 continue
-            for run_id, (stored, node) in found.items():
+            for run_id in ids:
                 job = self._watched.get(run_id)
-                if job is not None and job.observe(stored, node):
+                if job is None:
+                    continue
+                if run_id not in found:
+                    job.still_queued()
+                elif job.observe(*found[run_id]):
                     self._watched.pop(run_id, None)
             self._tell_waits()
 
@@ -280,6 +289,11 @@ class RemoteJob:
         if self._stopping and not self._cancel_sent:
             self.stop()  # a cancel for the worker that took it, or a withdrawal again
         return False
+
+    def still_queued(self) -> None:
+        """No worker has it yet (or the store has not got it): a stop is tried again."""
+        if self._stopping and not self._cancel_sent and not self._ended.done():
+            self.stop()
 
     def _end(self, outcome: Outcome) -> None:
         if not self._ended.done():

@@ -70,7 +70,7 @@ class Worker:
             prunes_store=lambda: False,
         )
         self._jobs = RunJobs(self.store)
-        self._executor = Executor(self.records, self.envs, 0, self._ended)
+        self._executor = Executor(self.records, self.envs, 0, self._ended, records_started=False)
         self._active: dict[str, ActiveRun] = {}
         commands = Commands(self.store, Leases(self.store))
         self._desk = CommandDesk(commands, self.name, self._refuse, self.cancel)

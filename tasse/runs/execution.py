@@ -119,8 +119,12 @@ class Executor:
         on_change: Callable[[Run], None] = lambda run: None,
         notices: Callable[[Sequence[Run]], Sequence[Notice]] = lambda runs: (),
         elsewhere: Elsewhere | None = None,
+        records_started: bool = True,
     ):
         self._records = records
+        #: whether `running` is recorded once a process is on its way (False on a worker:
+        #: taking the run wrote it, `store/run_jobs.py`)
+        self._records_started = records_started
         #: where runs go instead of this node's subprocesses (None: they run here)
         self._elsewhere = elsewhere
         self._envs = provisioner
@@ -222,7 +226,8 @@ class Executor:
         except OSError as error:
             return Outcome(RunStatus.failed, error=f"could not be started: {error}")
         # Recorded once the process is on its way, so the store's latency is not lag.
-        self.record_start(active)
+        if self._records_started:
+            self.record_start(active)
         logger.info("run %s of task %s started (%s)", run.id, run.task, run.trigger.value)
         return await active.process.wait()
 
