@@ -73,6 +73,9 @@ class RemoteRuns:
         self._watch: asyncio.Task[None] | None = None
         self._cancels: set[asyncio.Task[None]] = set()
         self._told_at = 0.0
+        #: runs to queue in the next write, each with what its sender awaits
+        self._to_send: list[tuple[RemoteJob, Run, asyncio.Future[None]]] = []
+        self._writing: set[asyncio.Future[None]] = set()
 
     def start(self) -> None:
         """Start following the runs sent."""
@@ -115,16 +118,41 @@ class RemoteRuns:
         deadline = loop.time() + FLUSH_WAIT
         while self._records.pending_run(run.id) is not None and loop.time() < deadline:
             await asyncio.sleep(0.005)
-        active, tasks_dir, queue = job.active, self._tasks_dir, job.active.task.spec.queue
-        holder, token = self._lease()
-        snapshot = run.model_copy()
-
-        def enqueue() -> None:  # the folder's digest too, off the loop: it reads files
-            args = _job_args(active, tasks_dir)
-            self.jobs.enqueue(snapshot, queue, args, holder, token)
-
-        await asyncio.to_thread(enqueue)
+        # Runs sent in the same pass of the loop (fires due together) share one write.
+        sent = asyncio.get_running_loop().create_future()
+        self._to_send.append((job, run.model_copy(), sent))
+        if len(self._to_send) == 1:
+            asyncio.get_running_loop().call_soon(self._send_batch)
+        await sent
         self._watched[run.id] = job
+
+    def _send_batch(self) -> None:
+        batch, self._to_send = self._to_send, []
+        holder, token = self._lease()
+        tasks_dir = self._tasks_dir
+
+        def write() -> None:  # the folders' digests too, off the loop: they read files
+            runs = [
+                (snapshot, job.active.task.spec.queue, _job_args(job.active, tasks_dir))
+                for job, snapshot, _ in batch
+            ]
+            self.jobs.enqueue(runs, holder, token)
+
+        def written(done: asyncio.Future[None]) -> None:
+            for _, _, sent in batch:
+                if sent.done():
+                    continue
+                if done.cancelled():
+                    sent.cancel()
+                elif (error := done.exception()) is not None:
+                    sent.set_exception(error)
+                else:
+                    sent.set_result(None)
+
+        writing = asyncio.ensure_future(asyncio.to_thread(write))
+        self._writing.add(writing)  # held: the loop keeps only weak references to tasks
+        writing.add_done_callback(self._writing.discard)
+        writing.add_done_callback(written)
 
     async def withdraw(self, job: RemoteJob, why: str) -> bool:
         now = datetime.now(UTC)

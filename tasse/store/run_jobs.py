@@ -126,18 +126,23 @@ class RunJobs:
         return True
 
     def enqueue(
-        self, run: Run, queue: str, args: dict[str, Any], holder: str, token: int | None
+        self, runs: Sequence[tuple[Run, str, dict[str, Any]]], holder: str, token: int | None
     ) -> None:
-        """Write the queued run (no node yet) and its job on the task's `queue` (`job_queue`),
-        in one transaction — only while `holder` holds the scheduler lease with `token`
-        (raises LeaseLostError), so that a node that lost it starts nothing more."""
-        row = {**row_of(run), "node": None}
-        job = {"queue": job_queue(self._store, queue), "task": RUN_JOB, "args": json.dumps(args)}
+        """Write queued runs (no node yet) and their jobs — each `(run, the task's queue,
+        the job's arguments)` — in one transaction, only while `holder` holds the
+        scheduler lease with `token` (raises LeaseLostError), so that a node that lost it
+        starts nothing more. Runs due together are queued together: one commit."""
+        rows = [{**row_of(run), "node": None} for run, _, _ in runs]
+        jobs = [
+            {"queue": job_queue(self._store, queue), "task": RUN_JOB, "args": json.dumps(args)}
+            for _, queue, args in runs
+        ]
         with self._engine.begin() as connection:
             if token is None or not self._leases.hold(connection, SCHEDULER_LEASE, holder, token):
                 raise LeaseLostError(f"node {holder} no longer holds the scheduler lease")
-            connection.execute(self._put, row)
-            connection.execute(self._defer, job)
+            connection.execute(self._put, rows)
+            for job in jobs:
+                connection.execute(self._defer, job)
 
     def take(self, run_id: str, node: str, now: datetime) -> Run | None:
         """`queued → running` on `node`: the run, or None if it was taken or ended before."""

@@ -60,15 +60,15 @@ def test_a_run_and_its_job_are_written_together_only_under_the_lease(
 ) -> None:
     run = _queued()
     with pytest.raises(LeaseLostError, match="node a no longer holds the scheduler lease"):
-        jobs.enqueue(run, "default", {"run_id": run.id}, "a", None)
+        jobs.enqueue([(run, "default", {"run_id": run.id})], "a", None)
     token = Leases(store).acquire(SCHEDULER_LEASE, "a", 30)
     assert token is not None
     with pytest.raises(LeaseLostError):  # a token of the past
-        jobs.enqueue(run, "default", {"run_id": run.id}, "a", token + 1)
+        jobs.enqueue([(run, "default", {"run_id": run.id})], "a", token + 1)
     assert store.get(run.id) is None
     assert _jobs_of(store, run.id) == []
 
-    jobs.enqueue(run, "gpu", {"run_id": run.id}, "a", token)
+    jobs.enqueue([(run, "gpu", {"run_id": run.id})], "a", token)
     stored = store.get(run.id)
     assert stored is not None
     assert stored.status is RunStatus.queued
@@ -80,7 +80,7 @@ def test_a_run_and_its_job_are_written_together_only_under_the_lease(
 def test_queued_to_running_is_won_once(store: RunStore, jobs: RunJobs) -> None:
     token = Leases(store).acquire(SCHEDULER_LEASE, "a", 30)
     run = _queued()
-    jobs.enqueue(run, "default", {"run_id": run.id}, "a", token)
+    jobs.enqueue([(run, "default", {"run_id": run.id})], "a", token)
     taken = jobs.take(run.id, "w1", datetime.now(UTC))
     assert taken is not None
     assert taken.status is RunStatus.running
@@ -102,7 +102,7 @@ def test_a_run_no_worker_took_is_withdrawn_and_then_never_taken(
 ) -> None:
     token = Leases(store).acquire(SCHEDULER_LEASE, "a", 30)
     run = _queued()
-    jobs.enqueue(run, "default", {"run_id": run.id}, "a", token)
+    jobs.enqueue([(run, "default", {"run_id": run.id})], "a", token)
     assert [r.id for r, node in jobs.unfinished()] == [run.id]
     why = "stopped before a worker took it"
     assert jobs.withdraw(run.id, RunStatus.cancelled, why, datetime.now(UTC))
@@ -117,7 +117,7 @@ def test_a_silent_workers_jobs_are_queued_again_or_dropped(store: RunStore, jobs
     token = Leases(store).acquire(SCHEDULER_LEASE, "a", 30)
     untaken, taken = _queued(), _queued()
     for run in (untaken, taken):
-        jobs.enqueue(run, "default", {"run_id": run.id, "secret": "s3cr3t"}, "a", token)
+        jobs.enqueue([(run, "default", {"run_id": run.id, "secret": "s3cr3t"})], "a", token)
     jobs.take(taken.id, "w1", datetime.now(UTC))
     with store.engine.begin() as connection:
         # Both fetched by a worker that then fell silent (its heartbeat a minute old).
