@@ -7,11 +7,9 @@ they saw) and to each interested subscriber's bounded queue. It never waits.
 Sending is what costs: a system call per stream and batch, a third of a millisecond each
 on a loaded machine. So subscribers are woken once per `WINDOW` at most, with everything
 queued since (a hundred streams cost a hundred sends per window, not per event; an event
-after a quiet window goes at once). The window is a second: half a second cost a hundred
-streams 200 sends a second, which raised the schedule lag of a loaded server measurably
-(docs/benchmarks.md, issue 13), and a page a second behind still reads as live.
-Subscribers are woken `SLICE` at a time, one turn of the loop each, so that a fire due
-meanwhile waits for a few sends, not for all of them.
+after a quiet window goes at once), and
+`SLICE` at a time, one turn of the loop each, so that a fire due meanwhile waits for a
+few sends, not for all of them.
 
 A subscriber whose queue is full is dropped: its stream ends, and its client reconnects
 with its last id and resumes from the buffer, so one slow reader never slows the rest.
@@ -44,7 +42,7 @@ QUEUED = 1_000
 #: events handed out by one `Subscription.take` (a long resume comes in several)
 BATCH = 500
 #: seconds events wait, at most, to be sent together
-WINDOW = 1.0
+WINDOW = 0.5
 #: subscribers woken in one turn of the loop
 SLICE = 5
 
