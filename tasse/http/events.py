@@ -8,10 +8,10 @@ once it has taken no data for `http_write_timeout` seconds (`server.BoundedH11`)
 Live logs send on a shared beat (`LogBeat`): a stream with new output waits for the next
 `LOG_BEAT` tick, and the streams waiting for a tick send in the same few turns of the loop.
 A send wakes the client; sent apart, each wakes it on its own (20 pages following runs
-that print every 100 ms, 200 such sends a second, cost the loop a fifth of its time, as
-much as forking 40 runs a second; docs/benchmarks.md, issue 13), sent together they share
+that print every 100 ms, 200 such sends a second, cost the loop a fifth of its time, more
+than forking 40 runs a second; docs/benchmarks.md, issue 13), sent together they share
 the wake-ups of a client, or of the proxy in front, that reads several. A line waits
-`LOG_BEAT` at most for it.
+`LOG_BEAT` at most for its tick; what a run writes meanwhile is read and goes on it too.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ RETRY_MS = 3000
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: seconds between the ticks on which live logs send what they gathered
 LOG_BEAT = 0.05
+#: pieces of a live log read ahead of its client, at most
+HELD = 16
 #: how the routes are shown in the OpenAPI document
 STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}
@@ -135,21 +137,58 @@ async def _log_frames(
     tasse: Tasse, run_id: str, pieces: AsyncIterator[Piece], beat: LogBeat
 ) -> AsyncIterator[bytes]:
     yield f"retry: {RETRY_MS}\n\n".encode()
-    async for piece in pieces:
-        if isinstance(piece, Text):
-            # What the run writes meanwhile is read after the tick, into the next piece.
-            await beat.tick()
-            yield _text_frame(piece)
-        elif isinstance(piece, Truncated):
-            log = {"size": piece.size, "offset": piece.offset, "log": f"/runs/{run_id}/log"}
-            yield _json_frame("truncated", log)
-        else:
-            yield b": heartbeat\n\n"
+    async for batch in _gathered(pieces, beat):
+        yield b"".join(_piece_frame(run_id, piece) for piece in batch)
     if tasse.events.closed.is_set():
         return  # the server stops, not the run: the client reconnects and resumes
     run = await tasse.get_run(run_id)
     if run.status.is_final:
         yield _json_frame("end", {"status": run.status.value, "run": run.model_dump(mode="json")})
+
+
+async def _gathered(pieces: AsyncIterator[Piece], beat: LogBeat) -> AsyncIterator[list[Piece]]:
+    """The pieces as they come, those with output held to the next tick, all sent then."""
+    got: list[Piece] = []
+    more, room = asyncio.Event(), asyncio.Event()
+
+    async def pump() -> None:
+        # Read on while the last pieces wait for their tick (they all go on it), but not
+        # far ahead of a client that reads slowly.
+        try:
+            async for piece in pieces:
+                got.append(piece)
+                more.set()
+                if len(got) >= HELD:
+                    room.clear()
+                    await room.wait()
+        finally:
+            more.set()
+
+    pumping = asyncio.ensure_future(pump())
+    try:
+        while True:
+            await more.wait()
+            if any(isinstance(piece, Text) for piece in got):
+                await beat.tick()
+            more.clear()
+            batch, got[:] = got[:], []
+            room.set()
+            if batch:
+                yield batch
+            if pumping.done() and not got:
+                pumping.result()  # (raises what reading the log raised)
+                return
+    finally:
+        pumping.cancel()
+
+
+def _piece_frame(run_id: str, piece: Piece) -> bytes:
+    if isinstance(piece, Text):
+        return _text_frame(piece)
+    if isinstance(piece, Truncated):
+        log = {"size": piece.size, "offset": piece.offset, "log": f"/runs/{run_id}/log"}
+        return _json_frame("truncated", log)
+    return b": heartbeat\n\n"
 
 
 class LogBeat:
