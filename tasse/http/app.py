@@ -26,6 +26,7 @@ from tasse.errors import (
 )
 from tasse.http.api import router
 from tasse.http.cronjobs import router as cronjobs_router
+from tasse.http.events import LogBeat
 from tasse.http.events import router as events_router
 from tasse.http.failures import InternalErrors
 from tasse.http.limits import BodyLimit
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(packages=[("tasse.http.pages", "static")]), name="static")
     app.include_router(events_router)
+    app.state.log_beat = LogBeat()  # the live logs' shared tick
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(Negotiation)
     app.add_middleware(InternalErrors)  # the outermost of ours: it sees what the others raise

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import itertools
 
+import httpx
+import pytest
+
+from tasse.events import SLICE
+from tasse.http.events import LogBeat
 from tests.conftest import StartServer
 from tests.http.sse import Block, Stream
 from tests.http.test_api import Server, wait_until
@@ -110,3 +116,22 @@ def test_an_unknown_run_is_404(start_server: StartServer) -> None:
     )
     assert answer.status_code == 404
     assert "20260101-000000-000000-abcdef" in answer.json()["detail"]
+
+
+@pytest.mark.anyio
+async def test_live_logs_send_on_one_tick_a_few_per_turn_of_the_loop() -> None:
+    beat = LogBeat(period=0.05)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    waits = [asyncio.ensure_future(beat.tick()) for _ in range(SLICE * 2 + 1)]
+    await asyncio.wait(waits, timeout=1, return_when=asyncio.FIRST_COMPLETED)
+    # A line waits for the next tick, never longer than the period (and a busy box).
+    assert loop.time() - began < 0.05 + 0.03
+    woken = [sum(w.done() for w in waits)]
+    for _ in range(8):
+        await asyncio.sleep(0)  # one turn of the loop
+        woken.append(sum(w.done() for w in waits))
+    # Each turn lets a few more send, so a fire due meanwhile runs between them.
+    assert woken[-1] == len(waits)
+    assert all(0 <= b - a <= SLICE for a, b in itertools.pairwise(woken))
+    assert woken[0] < len(waits)  # not all in one turn
