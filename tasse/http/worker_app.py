@@ -51,6 +51,7 @@ def create_worker_app(settings: Settings) -> FastAPI:
                 await working
 
     app = FastAPI(title="Tasse worker", version="0.1.0", lifespan=lifespan)
+    app.state.log_beat = events.LogBeat()  # the live logs' shared tick, as a node's
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route(
         "/runs/{run_id}/log",
