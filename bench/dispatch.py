@@ -57,7 +57,6 @@ from tests.http.test_api import Server
 TARGET = 0.050
 WARM_UP = 2.0
 SCRIPT = 'echo "$(date +%s.%N) $TASSE_SCHEDULED_AT"\n'
-WORKERS = ("w1", "w2")
 SINGLE_SQLITE, SINGLE_POSTGRES, CLUSTER = "single, SQLite", "single, PostgreSQL", "cluster"
 
 #: a run as this benchmark reads it: scheduled_at, started_at, the log file, and in the
@@ -92,6 +91,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20, help="seconds per set-up and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=10, help="slots of each worker")
+    parser.add_argument("--workers", type=int, default=2, help="tasse worker processes")
     args = parser.parse_args()
     print(machine_note())
     names = [f"d{index:02d}" for index in range(args.tasks)]
@@ -105,7 +105,7 @@ def main() -> int:
             SINGLE_POSTGRES: lambda: single(
                 rig, "single-pg", ("--store-address", database_address(rig, "single"))
             ),
-            CLUSTER: lambda: cluster(rig, args.concurrency),
+            CLUSTER: lambda: cluster(rig, args.concurrency, args.workers),
         }
         for round_number in range(1, args.rounds + 1):
             for label, setup in setups.items():
@@ -264,11 +264,12 @@ def single(rig: Rig, name: str, flags: tuple[str, ...]) -> Iterator[tuple[Any, d
 
 
 @contextmanager
-def cluster(rig: Rig, concurrency: int) -> Iterator[tuple[Any, dict[str, int]]]:
-    """One scheduler node that runs nothing itself, and two workers."""
+def cluster(rig: Rig, concurrency: int, count: int) -> Iterator[tuple[Any, dict[str, int]]]:
+    """One scheduler node that runs nothing itself, and `count` workers."""
+    names = [f"w{index + 1}" for index in range(count)]
     node = rig.start("s", flags=("--run-on", "workers"))
     rig.wait_for_scheduler()
-    workers = [rig.start_worker(w, flags=("--concurrency", str(concurrency))) for w in WORKERS]
+    workers = [rig.start_worker(w, flags=("--concurrency", str(concurrency))) for w in names]
     rig.execute(STAGE_TRIGGERS)  # the tables are there now: the scheduler's and a worker's
 
     def listing(names: list[str]) -> list[Sample]:
@@ -286,7 +287,7 @@ def cluster(rig: Rig, concurrency: int) -> Iterator[tuple[Any, dict[str, int]]]:
     try:
         assert node.process is not None
         pids = {"scheduler": node.process.pid}
-        yield listing, {**pids, **{name: w.pid for name, w in zip(WORKERS, workers, strict=True)}}
+        yield listing, {**pids, **{name: w.pid for name, w in zip(names, workers, strict=True)}}
     finally:
         node.stop()
         for worker in workers:
