@@ -10,6 +10,7 @@ run's environment values, which must not outlive it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -23,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 #: seconds between polls for jobs when a notification was missed (LISTEN/NOTIFY is first)
 POLL_FALLBACK = 1.0
+#: procrastinate workers (fetch loops) one `tasse worker` runs, its slots shared among
+#: them: each fetches one job per round trip, so a burst of fires waits for one loop's
+#: round trips in turn; several loops fetch side by side (bench/dispatch.py)
+FETCH_LOOPS = 4
 
 #: carries out one run job, given its arguments (`cluster/worker.py`)
 CarryOut = Callable[[dict[str, Any]], Awaitable[None]]
@@ -47,7 +52,10 @@ class RunQueue:
         # Its job lines show a job's arguments, which hold the run's environment values:
         # only its warnings are logged (Tasse logs each run itself).
         logging.getLogger("procrastinate").setLevel(logging.WARNING)
-        self._app = App(connector=PsycopgConnector(conninfo=conninfo, min_size=1, max_size=4))
+        self._loops = min(FETCH_LOOPS, concurrency)
+        # Each loop holds a connection to LISTEN on and fetches on another.
+        connector = PsycopgConnector(conninfo=conninfo, min_size=1, max_size=2 * self._loops + 2)
+        self._app = App(connector=connector)
         self._queues = list(queues)
         self._concurrency = concurrency
         self._node = node
@@ -65,12 +73,18 @@ class RunQueue:
                 ", ".join(self._queues),
                 self._concurrency,
             )
-            await self._app.run_worker_async(
-                queues=self._queues,
-                concurrency=self._concurrency,
-                name=self._node,
-                delete_jobs="always",
-                install_signal_handlers=False,
-                listen_notify=True,
-                fetch_job_polling_interval=POLL_FALLBACK,
-            )
+            slots = [self._concurrency // self._loops] * self._loops
+            for index in range(self._concurrency % self._loops):
+                slots[index] += 1
+            await asyncio.gather(*(self._loop(index, count) for index, count in enumerate(slots)))
+
+    async def _loop(self, index: int, slots: int) -> None:
+        await self._app.run_worker_async(
+            queues=self._queues,
+            concurrency=slots,
+            name=f"{self._node}/{index + 1}",
+            delete_jobs="always",
+            install_signal_handlers=False,
+            listen_notify=True,
+            fetch_job_polling_interval=POLL_FALLBACK,
+        )
