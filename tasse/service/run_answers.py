@@ -16,7 +16,7 @@ from tasse.models import (
     RunOutline,
     RunRequest,
 )
-from tasse.runs.dispatcher import STOP_MARGIN
+from tasse.runs.fire_decisions import STOP_MARGIN
 from tasse.runs.live_log import Piece, follow_text
 from tasse.runs.logs import follow
 from tasse.service.task_answers import TaskAnswers

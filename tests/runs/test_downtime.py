@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tasse.models import RunStatus
-from tasse.runs.dispatcher import DOWNTIME_GATHER
+from tasse.runs.fire_decisions import DOWNTIME_GATHER
 from tasse.service import Tasse
 from tasse.settings import Settings
 from tasse.store.fire_times import FireTimes
