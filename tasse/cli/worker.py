@@ -26,7 +26,7 @@ def add_worker_command(
     worker = commands.add_parser(
         "worker",
         parents=[common],
-        help="run a cluster's queued runs (no API, no scheduling)",
+        help="run a cluster's queued runs (no scheduling; its API: its runs' logs)",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
