@@ -98,8 +98,9 @@ def check_timezone(value: str) -> str:
     """Accept an IANA zone name such as `Europe/Berlin`; reject anything zoneinfo does not know."""
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a name zoneinfo looks up as a file and the system refuses (too long, say).
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
-            f"unknown time zone {value!r} (use an IANA name like 'Europe/Berlin')"
+            f"unknown time zone {shorten(value)!r} (use an IANA name like 'Europe/Berlin')"
         ) from None
     return value

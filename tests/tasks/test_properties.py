@@ -228,6 +228,7 @@ YAML_TOKENS = st.sampled_from(
 @example(text="description: " + "[" * 30_000 + "]" * 30_000 + "\n")
 @example(text="- " * 30_000 + "x\n")
 @example(text='entrypoint: "\\0"\n')
+@example(text="timezone: " + "a" * 300 + "\n")  # zoneinfo's file name too long: OSError
 def test_any_text_is_a_task_or_its_error(folder: Path, text: str) -> None:
     load(folder, text.encode("utf-8", errors="surrogatepass"))
 
