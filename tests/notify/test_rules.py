@@ -124,7 +124,12 @@ async def test_a_flapping_task_sends_one_message_then_a_digest(
             await run_once(service, "flap")
         [first] = await messages(hook)
         [digest] = await messages(hook, events=["digest"])
-        notices = await service.notifications("flap", None, None, 10)
+        # A delivery's `sent` is recorded just after the receiver has it: wait for it.
+        for _ in range(100):
+            notices = await service.notifications("flap", None, None, 10)
+            if all(notice.status.value != "pending" for notice in notices):
+                break
+            await asyncio.sleep(0.05)
     finally:
         await service.stop()
     assert first["events"] == ["failed"]
