@@ -222,8 +222,11 @@ class Catalog:
         # Once its runs have ended: a run still going keeps the folder it works in.
         if self._until_idle is not None:
             await self._until_idle(name)
-        if name not in self.stored:  # not defined again meanwhile
-            await asyncio.to_thread(remove_work_folder, self.work_dir / name)
+        # Under the lock every definition takes: one defining it again now (its store
+        # write under way) goes first, and keeps the folder.
+        async with self._changing:
+            if name not in self.stored:  # not defined again meanwhile
+                await asyncio.to_thread(remove_work_folder, self.work_dir / name)
 
     def _refuse_folder_task(self, name: str) -> None:
         entry = self._registry.entries.get(name)
