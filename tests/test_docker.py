@@ -21,7 +21,8 @@ import httpx
 import pytest
 from packaging.requirements import Requirement
 
-from tests.http.test_api import free_port, wait_until
+from tests.http.test_api import wait_until
+from tests.ports import free_port
 from tests.test_packaging import ROOT, _dockerfile_env, _dockerfile_json, _healthy
 
 #: a task whose run leaves three orphans behind, each ending a moment later
@@ -52,19 +53,22 @@ def _zombies_under(pid: int) -> list[int]:
     return zombies
 
 
-def _in_a_pid_namespace(init: list[str], data: Path, port: int) -> subprocess.Popen[bytes]:
+def _in_a_pid_namespace(
+    init: list[str], data: Path, port: int, output: Path
+) -> subprocess.Popen[bytes]:
     probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], check=False)
     if probe.returncode != 0:
         pytest.skip("no PID namespace here (unshare --pid needs CAP_SYS_ADMIN)")
     env = {k: v.replace("/data", str(data)) for k, v in _dockerfile_env().items()}
     env["TASSE_HTTP_LISTEN_ADDRESS"] = f"127.0.0.1:{port}"
     command = [str(Path(sys.executable).parent / "tasse"), *_dockerfile_json('CMD ["tasse"')[1:]]
-    return subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--mount-proc", *init, *command],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with output.open("wb") as errors:  # the child keeps its own copy
+        return subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", *init, *command],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
 
 
 def _zombies_after_a_run(tmp_path: Path, init: list[str]) -> tuple[list[int], int]:
@@ -73,13 +77,15 @@ def _zombies_after_a_run(tmp_path: Path, init: list[str]) -> tuple[list[int], in
     (data / "tasks" / "orphans").mkdir(parents=True)
     (data / "tasks" / "orphans" / "task.sh").write_text(ORPHANS)
     port = free_port()
-    outer = _in_a_pid_namespace(init, data, port)
+    output = tmp_path / "server.log"
+    outer = _in_a_pid_namespace(init, data, port, output)
     try:
         wait_until(lambda: _healthy(port), timeout=60, every=0.2)
         (first,) = wait_until(lambda: _children(outer.pid), timeout=10)  # PID 1 inside
         log = data / "logs" / "orphans" / "log.txt"
 
-        assert httpx.post(f"http://127.0.0.1:{port}/tasks/orphans/run").status_code == 202
+        posted = httpx.post(f"http://127.0.0.1:{port}/tasks/orphans/run")
+        assert posted.status_code == 202, (posted.text, output.read_text())
         wait_until(lambda: log.exists() and "left three" in log.read_text(), timeout=20)
         time.sleep(1.0)  # the orphans have ended by now
         zombies = _zombies_under(first)

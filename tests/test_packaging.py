@@ -20,7 +20,8 @@ import pytest
 
 from tasse.envs.plans import uv_binary
 from tasse.store.migrations import HEAD
-from tests.http.test_api import free_port, wait_until
+from tests.http.test_api import wait_until
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from tests.conftest import StartServer
-from tests.http.test_api import Server, free_port, wait_until
+from tests.http.test_api import Server, wait_until
+from tests.ports import free_port
 
 #: a run that lasts until the test lets it end (by creating `go`), at most 30 s
 SLOW = """

@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import text
 
 from tasse.store.database import make_engine
-from tests.http.test_api import Server, free_port, wait_until
+from tests.http.test_api import Server, wait_until
+from tests.ports import free_port
 from tests.store.private_postgres import PrivateCluster
 
 

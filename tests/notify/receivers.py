@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,16 +15,11 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.ports import free_port
+
 SECRET = "s3cret-for-tests"
 #: a signature older than this is a replay
 MAX_AGE = 300
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def verify(secret: str, headers: Any, body: bytes, now: float | None = None) -> bool:

@@ -18,8 +18,9 @@ from tasse.store.records import Notices, Runs, entry_of
 from tasse.store.runs import RunStore
 from tests.conftest import MakeTask
 from tests.notify.conftest import notify_settings
-from tests.notify.receivers import Webhook, free_port
+from tests.notify.receivers import Webhook
 from tests.notify.test_events import FAILS, messages, run_once
+from tests.ports import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.http.test_api import free_port
+from tests.ports import free_port
 
 
 def _binaries() -> Path | None:

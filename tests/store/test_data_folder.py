@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tasse.store.data_folder import check_writable
-from tests.http.test_api import free_port
+from tests.ports import free_port
 
 Lock = Callable[[Path], None]
 

@@ -18,7 +18,8 @@ from tasse.settings import Settings
 from tasse.store.fire_times import FireTimes
 from tasse.store.runs import RunStore
 from tests.conftest import MakeTask
-from tests.http.test_api import free_port, wait_until
+from tests.http.test_api import wait_until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.anyio
 
