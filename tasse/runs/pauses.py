@@ -25,12 +25,36 @@ class PausedTasks:
         self._table = PauseTable(store)
         self._records = records
         self._paused: dict[str, Pause] = {}
+        #: the pauses as the store had them when last read
+        self._seen: dict[str, Pause] = {}
 
     def load(self) -> None:
         """Read the pauses from the store (at start, after the journal is replayed; blocks)."""
-        self._paused = self._table.load()
+        self._seen = self._table.load()
+        self._paused = dict(self._seen)
         if self._paused:
             logger.info("%d task(s) paused: %s", len(self._paused), ", ".join(sorted(self._paused)))
+
+    def follow(self, stored: dict[str, Pause]) -> list[str]:
+        """Take in the pauses other nodes of a cluster made or ended, from the store's
+        pauses now; returns the names whose pause changed here.
+
+        Only those change here: a pause this node took whose write has not reached the
+        store yet stays (the store has not changed for that name), and takes the stored
+        state once it lands (its own, by then: not returned).
+        """
+        seen, taken_in = self._seen, []
+        for name in sorted(seen.keys() | stored.keys()):
+            if seen.get(name) == (pause := stored.get(name)):
+                continue
+            if self._paused.get(name) != pause:  # not this node's own write, landed
+                taken_in.append(name)
+            if pause is None:
+                self._paused.pop(name, None)
+            else:
+                self._paused[name] = pause
+        self._seen = stored
+        return taken_in
 
     def is_paused(self, name: str) -> bool:
         """Whether the task is paused now (a dictionary look-up: cheap on every fire)."""

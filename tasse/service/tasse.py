@@ -13,6 +13,7 @@ from tasse import __version__
 from tasse.cluster.log_tails import LogTails
 from tasse.cluster.node import Cluster
 from tasse.cluster.remote import RemoteRuns
+from tasse.cluster.shared_state import SharedState
 from tasse.envs.provisioner import Provisioner
 from tasse.errors import (
     StoreUnavailableError,
@@ -114,6 +115,10 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         )
         seeds = seed_files(settings)
         self.seeder = Seeder(self.catalog, seeds, settings.pre_seed_interval) if seeds else None
+        #: what other nodes of the cluster define, delete and pause, taken in here
+        self.shared = (
+            SharedState(self.store, self.catalog, self.pauses) if settings.cluster else None
+        )
         self.retention = Retention(
             settings,
             self.store,
@@ -217,6 +222,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         # a run it holds as ended must not be taken for one left unfinished.
         await asyncio.to_thread(self.records.replay)
         self.records.start()
+        if self.shared is not None:  # what other nodes change from here on is taken in
+            await self.shared.mark()
         # After the replay: a pause or resume the journal kept is in the store by now.
         await asyncio.to_thread(self.pauses.load)
         interrupted = await asyncio.to_thread(self.store.interrupt_unfinished, datetime.now(UTC))
@@ -265,6 +272,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             self.remote.start()
         if self.cluster is not None:
             self.cluster.start()
+        if self.shared is not None:
+            self.shared.start()
         self.reloader.start()
         self.lag.start()
         self.started_at = datetime.now(UTC)
@@ -291,6 +300,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         self.events.close()
         if self.cluster is not None:  # the lease goes first: another node takes over at once
             await self.cluster.stop()
+        if self.shared is not None:
+            await self.shared.stop()
         await self.lag.stop()
         self.scheduler.shutdown()
         await self.reloader.stop()

@@ -2,7 +2,8 @@
 
 A row is a task name, when it was paused and, optionally, why. The name alone is the key,
 whatever defines the task, so a folder removed and added again is still paused. Written
-through the writer (`store/writer.py`) like every record; read once, at start.
+through the writer (`store/writer.py`) like every record; read at start (and, in a
+cluster, again whenever another node changed them: `cluster/shared_state.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Column, MetaData, String, Table, Text, delete, select
 
 from tasse.store.database import UTCDateTime
+from tasse.store.migrations import StoreNames
 from tasse.store.runs import RunStore
 from tasse.store.tables import MAX_NAME_LENGTH
 
@@ -30,19 +32,23 @@ class Pause:
     reason: str | None = None
 
 
+def pauses_table(names: StoreNames) -> Table:
+    """The pauses table as reading and writing see it."""
+    return Table(
+        names.pauses,
+        MetaData(schema=names.schema),
+        Column("name", String(MAX_NAME_LENGTH), primary_key=True),
+        Column("paused_at", UTCDateTime, nullable=False),
+        Column("reason", Text),
+    )
+
+
 class PauseTable:
     """Reads and writes the pauses table of a job store."""
 
     def __init__(self, store: RunStore):
-        names = store.names
         self._engine = store.engine
-        self._table = Table(
-            names.pauses,
-            MetaData(schema=names.schema),
-            Column("name", String(MAX_NAME_LENGTH), primary_key=True),
-            Column("paused_at", UTCDateTime, nullable=False),
-            Column("reason", Text),
-        )
+        self._table = pauses_table(store.names)
 
     def load(self) -> dict[str, Pause]:
         """Every paused task, by name."""

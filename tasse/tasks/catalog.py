@@ -102,6 +102,43 @@ class Catalog:
                 self._register(*result)
         return len(stored)
 
+    async def follow_store(self) -> tuple[list[str], list[str]]:
+        """Take in what other nodes of a cluster defined, replaced or deleted (they share
+        the tasks table); returns the names defined or replaced here, and those deleted."""
+        async with self._changing:  # a change of this node's own is in the store by now
+            stored = await self._store.off_loop(self._store.tasks, "reading the defined tasks")
+            changed = [item for item in stored if self._differs(item)]
+            prepared = await asyncio.to_thread(self._prepare_stored, changed)
+            for item, result in zip(changed, prepared, strict=True):
+                new = item.name not in self.stored
+                self.stored[item.name] = item
+                if isinstance(result, TaskConfigError):
+                    logger.error("%s", result)
+                    self._registry.define_error(item.name, result)
+                else:
+                    self._register(*result, new=new)
+            present = {item.name for item in stored}
+            gone = [name for name in self.stored if name not in present]
+            for name in gone:
+                self._forget(name)
+        if gone:  # a folder of a deleted task's name is loaded in its place
+            await self._rescan(set(gone))
+        return [item.name for item in changed], gone
+
+    def _differs(self, item: StoredTask) -> bool:
+        current = self.stored.get(item.name)
+        if current is not None:
+            return current.updated_at != item.updated_at
+        if item.name in self._registry.entries:  # a folder task here: the folder stays
+            logger.error(
+                "task %s: defined through another node, but this node has a folder of that"
+                " name in %s; the folder's task stays here",
+                item.name,
+                self._settings.tasks_dir,
+            )
+            return False
+        return True
+
     def _prepare_stored(self, stored: list[StoredTask]) -> list[Installable | TaskConfigError]:
         results: list[Installable | TaskConfigError] = []
         for item in stored:

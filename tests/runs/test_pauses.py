@@ -16,6 +16,7 @@ from tasse.errors import TaskNotFoundError
 from tasse.models import RunRequest, RunStatus, RunTrigger
 from tasse.runs.pauses import PausedTasks
 from tasse.service import Tasse
+from tasse.store.pauses import Pause
 from tests.conftest import MakeTask, history
 from tests.runs.test_dispatcher import wait_runs
 from tests.runs.test_runner import add_task, wait_final
@@ -159,3 +160,22 @@ async def test_a_folder_removed_and_added_again_is_still_paused(
         tasse.get_task("job")
     await add_task(tasse, make_task, "job", None)
     assert tasse.get_task("job").paused  # the pause is the name's, not the folder's
+
+
+async def test_pauses_another_node_made_are_taken_in_and_an_unsaved_own_one_is_kept(
+    tasse: Tasse,
+) -> None:
+    pauses = tasse.pauses
+    theirs = Pause(datetime(2026, 1, 1, tzinfo=UTC), "by node b")
+    mine = pauses.pause("mine")  # this node's: its write may not be in the store yet
+
+    assert pauses.follow({"theirs": theirs}) == ["theirs"]  # the store as read meanwhile
+    assert pauses.is_paused("mine")
+    assert pauses.get("theirs") == theirs
+
+    assert pauses.follow({"theirs": theirs, "mine": mine}) == []  # its own write landed
+    assert pauses.follow({"mine": mine}) == ["theirs"]  # node b resumed it
+    assert pauses.is_paused("mine")
+    assert not pauses.is_paused("theirs")
+    assert pauses.follow({}) == ["mine"]  # and then resumed this one
+    assert not pauses.is_paused("mine")
