@@ -91,15 +91,15 @@ class Dispatcher(FireDecisions):
         self.started_at = at
         self._caught_up.clear()
 
-    def adopt(self, run: Run, follow: Callable[[ActiveRun], Process]) -> bool:
+    def adopt(self, run: Run, follow: Callable[[ActiveRun], Process], request: RunRequest) -> bool:
         """Follow a run another scheduler started on a worker, as if this one had: it holds
-        its task's place and a slot, its outcome is told and retried here. False when it is
-        followed already or its task is gone (it still ends on its worker)."""
+        its task's place and a slot, its outcome is told and retried here (a retry with
+        the same `request`). False when it is followed already or its task is gone (it
+        still ends on its worker)."""
         task = self._current_task(run.task)
         if run.id in self._active or task is None:
             return False
         policy = policy_of(task.spec, self._settings)
-        request = RunRequest(args=run.args, params=run.params)  # its `env` was not kept
         active = ActiveRun(
             run, task, request, policy, RunLogWriter(self._layout, task.name, run.id)
         )

@@ -208,8 +208,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             logger.error("the runs on workers could not be taken over: %s", error)
             return
         adopted = sum(
-            self.dispatcher.adopt(run, functools.partial(remote.adopted, node=node))
-            for run, node in found
+            self.dispatcher.adopt(run, functools.partial(remote.adopted, node=node), request)
+            for run, node, request in found
         )
         if adopted:
             logger.info("%d run(s) on workers taken over from the last scheduler", adopted)

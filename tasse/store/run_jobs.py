@@ -13,15 +13,17 @@ PostgreSQL only: the cluster's store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, make_url, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from pydantic import ValidationError
+from sqlalchemy import String, bindparam, column, make_url, select, table, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 
-from tasse.models import Run, RunStatus
+from tasse.models import Run, RunRequest, RunStatus
 from tasse.store.leases import SCHEDULER_LEASE, Leases
 from tasse.store.nodes import WORKER, nodes_table
 from tasse.store.runs import RunStore
@@ -53,6 +55,26 @@ def libpq_address(address: str) -> str:
 #: procrastinate's own ways to queue a job again and to end one, deleting it
 _RETRY = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
 _DELETE = text("SELECT procrastinate_finish_job_v1(:id, 'failed', true)")
+
+
+#: procrastinate's jobs table, as far as finding a run's job needs it
+_JOBS = table(
+    "procrastinate_jobs",
+    column("args", JSONB),
+    column("task_name", String),
+    column("queue_name", String),
+)
+
+
+class Unfinished(NamedTuple):
+    """A run on a worker, or queued for one, as a new scheduler takes it over."""
+
+    run: Run
+    #: the worker that took it (None: queued, no worker has it yet)
+    node: str | None
+    #: the request its job carries (its `env` is kept nowhere else), or one made of the
+    #: run's own args and params when no job is there
+    request: RunRequest
 
 
 class LeaseLostError(Exception):
@@ -193,16 +215,32 @@ class RunJobs:
                 connection.execute(_DELETE, {"id": job_id})
         return len(again), len(gone)
 
-    def unfinished(self) -> list[tuple[Run, str | None]]:
-        """Runs queued for a worker or running on one (with its name): what a new
-        scheduler takes over."""
-        runs, nodes = self._runs, self._nodes
+    def unfinished(self) -> list[Unfinished]:
+        """Runs queued for a worker or running on one (with its name, and the request
+        its job carries): what a new scheduler takes over."""
+        runs, nodes, jobs = self._runs, self._nodes, _JOBS
         workers = select(nodes.c.name).where(nodes.c.role == WORKER)
+        of_the_run = (
+            (jobs.c.args["run_id"].astext == runs.c.id)
+            & (jobs.c.task_name == RUN_JOB)
+            & jobs.c.queue_name.like(job_queue(self._store, "%"))
+        )
         query = (
-            select(runs)
+            select(runs, jobs.c.args["request"].label("job_request"))
+            .select_from(runs.outerjoin(jobs, of_the_run))
             .where(runs.c.status.in_(_UNFINISHED))
             .where(runs.c.node.is_(None) | runs.c.node.in_(workers))
             .order_by(runs.c.id)
         )
         with self._engine.connect() as connection:
-            return [(run_of(row._mapping), row.node) for row in connection.execute(query)]
+            return [
+                Unfinished(run := run_of(row._mapping), row.node, _request_of(row.job_request, run))
+                for row in connection.execute(query)
+            ]
+
+
+def _request_of(carried: dict[str, Any] | None, run: Run) -> RunRequest:
+    if carried is not None:
+        with contextlib.suppress(ValidationError):  # a job of another version's making
+            return RunRequest.model_validate(carried)
+    return RunRequest(args=run.args, params=run.params)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from tasse.cluster.queue import queue_schema
-from tasse.models import Run, RunStatus, RunTrigger, new_run_id
+from tasse.models import Run, RunRequest, RunStatus, RunTrigger, new_run_id
 from tasse.store.leases import SCHEDULER_LEASE, Leases
 from tasse.store.nodes import WORKER, Nodes
 from tasse.store.run_jobs import LeaseLostError, RunJobs, job_queue
@@ -94,7 +94,20 @@ def test_queued_to_running_is_won_once(store: RunStore, jobs: RunJobs) -> None:
     assert states[run.id][1] == "w1"
     assert jobs.unfinished() == []  # w1 is not a worker the nodes table knows of
     Nodes(store, name="w1", role=WORKER).heartbeat()
-    assert [(r.id, node) for r, node in jobs.unfinished()] == [(run.id, "w1")]
+    assert [(r.id, node) for r, node, _ in jobs.unfinished()] == [(run.id, "w1")]
+
+
+def test_a_run_taken_over_keeps_the_request_its_job_carries(store: RunStore, jobs: RunJobs) -> None:
+    token = Leases(store).acquire(SCHEDULER_LEASE, "a", 30)
+    asked, bare = _queued(), _queued()
+    request = RunRequest(args=["--fast"], env={"API_KEY": "s3cr3t"}, params={"n": 3})
+    jobs.enqueue(
+        [(asked, "default", {"run_id": asked.id, "request": request.model_dump()})], "a", token
+    )
+    jobs.enqueue([(bare, "default", {"run_id": bare.id})], "a", token)  # a job of old: no request
+    found = {item.run.id: item.request for item in jobs.unfinished()}
+    assert found[asked.id] == request  # its env is kept nowhere but in its job
+    assert found[bare.id] == RunRequest(args=bare.args, params=bare.params)
 
 
 def test_a_run_no_worker_took_is_withdrawn_and_then_never_taken(
@@ -103,7 +116,7 @@ def test_a_run_no_worker_took_is_withdrawn_and_then_never_taken(
     token = Leases(store).acquire(SCHEDULER_LEASE, "a", 30)
     run = _queued()
     jobs.enqueue([(run, "default", {"run_id": run.id})], "a", token)
-    assert [r.id for r, node in jobs.unfinished()] == [run.id]
+    assert [item.run.id for item in jobs.unfinished()] == [run.id]
     why = "stopped before a worker took it"
     assert jobs.withdraw(run.id, RunStatus.cancelled, why, datetime.now(UTC))
     assert jobs.take(run.id, "w1", datetime.now(UTC)) is None
