@@ -229,6 +229,7 @@ def _job_args(active: ActiveRun, tasks_dir: Path) -> dict[str, Any]:
     in_folder = task.folder.parent == tasks_dir
     return {
         "run_id": active.run.id,
+        "run": active.run.model_dump(mode="json"),  # as queued: the worker's take needs no read
         "task": task.model_dump(mode="json"),
         "request": active.request.model_dump(mode="json"),
         "folder": task.folder.name if in_folder else None,

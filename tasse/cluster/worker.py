@@ -80,6 +80,7 @@ class Worker:
             settings.concurrency,
             self.name,
             self.carry_out,
+            self.store.shown_address,
         )
         self._unwatch_children: Callable[[], None] = lambda: None
 
@@ -122,9 +123,7 @@ class Worker:
     async def carry_out(self, args: dict[str, Any]) -> None:
         """Carry out the run a job names, unless it was taken or ended before."""
         run_id = str(args["run_id"])
-        taken = await self.store.off_loop(
-            lambda: self._jobs.take(run_id, self.name, datetime.now(UTC)), "taking a run"
-        )
+        taken = await self._take(run_id, args.get("run"))
         if taken is None:
             logger.info("run %s was taken or ended before: not run again", run_id)
             return
@@ -153,6 +152,20 @@ class Worker:
             return
         self._executor.start(active, environment)
         await active.done.wait()
+
+    async def _take(self, run_id: str, queued: dict[str, Any] | None) -> Run | None:
+        """Win the run (`queued → running`): the run as it is now, or None if another
+        worker took it, or it ended, before."""
+        now = datetime.now(UTC)
+        if queued is None:  # a job without its run: read back by the take, in a thread
+            return await self.store.off_loop(
+                lambda: self._jobs.take(run_id, self.name, now), "taking a run"
+            )
+        if not await self._queue.take(self._jobs.take_on_async, run_id, self.name, now):
+            return None
+        run = Run.model_validate(queued)  # the row as queued: only a take or an end changes it
+        run.status, run.started_at = RunStatus.running, now
+        return run
 
     def _local_copy(self, task: Task, folder: str | None) -> Task:
         """The task with this worker's own folder: the same name under its tasks folder, or

@@ -112,6 +112,10 @@ class RunJobs:
             .returning(*runs.columns)
         )
         runs_table = f"{store.names.schema}.{runs.name}" if store.names.schema else runs.name
+        self._take_text = (
+            f"UPDATE {runs_table} SET status = 'running', started_at = %(now)s,"
+            " node = %(node)s WHERE id = %(run_id)s AND status = 'queued' RETURNING id"
+        )
         self._stalled = text(
             f"""
             SELECT j.id, (r.status = :queued AND r.node IS NULL) AS untaken
@@ -165,6 +169,13 @@ class RunJobs:
             connection.execute(self._put, rows)
             for job in jobs:
                 connection.execute(self._defer, job)
+
+    @property
+    def take_on_async(self) -> str:
+        """`take` as one statement for an async psycopg connection (the worker's queue's:
+        no hop to a thread), its values named `run_id`, `node` and `now` (naive UTC); it
+        returns a row if the take was won."""
+        return self._take_text
 
     def take(self, run_id: str, node: str, now: datetime) -> Run | None:
         """`queued → running` on `node`: the run, or None if it was taken or ended before."""

@@ -69,9 +69,12 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         wait_until(lambda: {r for r, _, _ in _runs(rig, "manual", "succeeded")} == ids)
 
         # A job picked a second time (a stalled worker's job retried) runs nothing again.
+        # (with the queued run in its arguments, as the scheduler sends it, and without)
         again = ticks[1][0]
-        _defer_again(rig, again)
-        wait_until(lambda: "was taken or ended before: not run again" in _worker_logs(rig))
+        _defer_again(rig, again, {"id": again, "task": "tick", "trigger": "schedule"})
+        _defer_again(rig, again, None)
+        not_again = "was taken or ended before: not run again"
+        wait_until(lambda: _worker_logs(rig).count(not_again) == 2)
         assert rig.query("SELECT status, node FROM tasse_runs WHERE id = :id", id=again) == [
             ("succeeded", ticks[1][1])
         ]
@@ -175,8 +178,11 @@ def _runs(rig: Rig, task: str, status: str) -> list[tuple[str, str, str | None]]
     ]
 
 
-def _defer_again(rig: Rig, run_id: str) -> None:
-    args = {"run_id": run_id, "task": {}, "request": {}, "folder": None, "digest": None}
+def _defer_again(rig: Rig, run_id: str, run: dict[str, str] | None) -> None:
+    args: dict[str, object] = {"run_id": run_id, "task": {}, "request": {}}
+    args |= {"folder": None, "digest": None}
+    if run is not None:
+        args["run"] = {**run, "status": "queued"}
     rig.execute(
         "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW('tasse/default', 'tasse.run', 0, NULL,"
         " NULL, CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])",
