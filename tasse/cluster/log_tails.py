@@ -1,4 +1,5 @@
-"""The end of a run's log kept by another node, for the scheduler's messages.
+"""The end of a run's log kept by another node, for the scheduler's messages and the
+dashboard's run page.
 
 A notification ends with the last lines of its run's log (`notify/sending.py`); a run a
 worker (or another node) carried out has its log there, so the delivering node reads the
@@ -11,6 +12,9 @@ from __future__ import annotations
 import urllib.request
 from urllib.error import URLError
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from tasse.store.database import first_line
 from tasse.store.nodes import Nodes
 from tasse.store.runs import RunStore
 
@@ -27,7 +31,16 @@ class LogTails:
 
     def __call__(self, run_id: str, size: int, timeout: float) -> bytes | None:
         """Its last `size` bytes, or None when the log is this node's (or nobody's)."""
-        found = self._store.node_of(run_id)
+        found = self.read(run_id, size, timeout)
+        return None if found is None else found[0]
+
+    def read(self, run_id: str, size: int, timeout: float) -> tuple[bytes, int] | None:
+        """Its last `size` bytes and the whole log's size, or None when the log is this
+        node's (or nobody's); OSError naming the node when it does not answer."""
+        try:
+            found = self._store.node_of(run_id)
+        except SQLAlchemyError as error:  # as a node that does not answer: not known now
+            raise OSError(f"the job store cannot say where: {first_line(error)}") from None
         if found is None or found[1] is None or found[1] == self._store.node:
             return None
         address = self._nodes.address_of(found[1])
@@ -35,11 +48,11 @@ class LogTails:
             raise OSError(f"node {found[1]!r} has not written its API address")
         url = f"http://{address}/runs/{run_id}/log?raw=true"
         request = urllib.request.Request(url, headers={"X-Tasse-Relayed-By": "notifications"})
-        tail = b""
+        tail, total = b"", 0
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
                 while chunk := answer.read(CHUNK):
-                    tail = (tail + chunk)[-size:]
+                    tail, total = (tail + chunk)[-size:], total + len(chunk)
         except URLError as error:
             raise OSError(f"node {found[1]!r} ({address}) did not answer: {error}") from None
-        return tail
+        return tail, total

@@ -69,6 +69,8 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
         self.pauses = PausedTasks(self.store, self.records)
         #: a cluster's runs on workers, followed from here (None: runs run on this node)
         self.remote = self._remote() if settings.run_on == "workers" else None
+        #: reads the end of a run's log kept by another node or worker (a cluster's)
+        self.log_tails = LogTails(self.store) if settings.cluster else None
         self.notifier = Notifier(
             settings,
             self.store,
@@ -80,7 +82,7 @@ class Tasse(Discovery, RunAnswers, ServerAnswers):
             on_attempt=self.metrics.note_notification,
             may_deliver=self._leads,
             # In a cluster a run's log may be on the worker (or node) that ran it.
-            tail_elsewhere=LogTails(self.store) if settings.cluster else None,
+            tail_elsewhere=self.log_tails,
         )
         self.dispatcher = Dispatcher(
             settings,

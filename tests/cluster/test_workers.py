@@ -51,7 +51,11 @@ def test_runs_go_to_workers_and_answer_through_any_node() -> None:
         assert log.read_text() == f"tick from {run_id}\n"
         assert not (rig.root / "a" / "data" / "logs" / "tick" / "runs" / f"{run_id}.log").exists()
 
-        # Its log reads through any node: relayed to the worker's API.
+        # Its log reads through any node: relayed to the worker's API, and on the run's page.
+        page = a.http.get(f"/runs/{run_id}", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert f"tick from {run_id}" in page.text
+        assert "No output." not in page.text
         for asked in (a, b):
             relayed = asked.http.get(f"/runs/{run_id}/log")
             assert relayed.status_code == 200, relayed.text

@@ -114,6 +114,8 @@ async def run_page(
     """One run: its facts, and its log (live while it runs)."""
     run = await tasse.get_run(run_id)
     tail = views.log_tail(tasse.layout.run_log(run.task, run.id))
+    if not tail.size and tasse.log_tails is not None:  # a worker's run: its log is there
+        tail = await views.log_tail_elsewhere(tasse.log_tails, run.id)
     try:
         task_title = tasse.get_task(run.task).title
     except TaskNotFoundError:  # the run of a task removed since
@@ -134,6 +136,7 @@ async def run_page(
             "log_shown": tail.shown,
             "log_truncated": tail.truncated,
             "log_offset": tail.size,
+            "log_problem": tail.problem,
         },
     )
 

@@ -16,6 +16,7 @@ import yaml
 from fastapi import Request
 from markupsafe import Markup
 
+from tasse.cluster.log_tails import LogTails
 from tasse.errors import FireTimesBudgetError, TaskConfigError
 from tasse.http.pages.charts import outcome_strip
 from tasse.http.pages.formats import run_duration
@@ -49,6 +50,8 @@ class LogTail:
     text: str
     size: int
     shown: int
+    #: why the log could not be read (it is on a node that did not answer)
+    problem: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -66,7 +69,23 @@ def log_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> LogTail:
             data = stream.read(size - start)
     except FileNotFoundError:  # a fire that did not run has no log
         return LogTail("", 0, 0)
-    if start:
+    return _tail_of(data, size)
+
+
+async def log_tail_elsewhere(
+    tails: LogTails, run_id: str, limit: int = LOG_TAIL_BYTES, timeout: float = 2.0
+) -> LogTail:
+    """The end of a log in another node's data folder (a worker's run), read from that
+    node's API; an empty tail when the run's log is this node's or nobody's."""
+    try:
+        found = await asyncio.to_thread(tails.read, run_id, limit, timeout)
+    except OSError as error:
+        return LogTail("", 0, 0, f"the log is elsewhere and cannot be read now: {error}")
+    return LogTail("", 0, 0) if found is None else _tail_of(*found)
+
+
+def _tail_of(data: bytes, size: int) -> LogTail:
+    if len(data) < size:
         # Begin at a line: half a line (or half a character) reads as garbage.
         newline = data.find(b"\n")
         data = data[newline + 1 :] if 0 <= newline < len(data) - 1 else data
