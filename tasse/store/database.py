@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,7 +194,17 @@ def _tune_sqlite(connection: Any, _record: Any, timeouts: Timeouts) -> None:
     # WAL lets the API read while a run is recorded; NORMAL syncs at checkpoints only,
     # which keeps a commit well under a millisecond and still survives a process crash.
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    deadline = time.monotonic() + timeouts.statement
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as error:
+            # Connections switching a new database to WAL together: SQLite tells the
+            # others "locked" at once, without waiting its busy timeout. Wait here.
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={int(timeouts.statement * 1000)}")
     cursor.close()
