@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from tasse.models import Run, RunStatus
+from tasse.models import Run, RunStatus, run_id_prefix
 from tasse.runs.ledger import not_run_record
 from tasse.store.claims import FireClaims
 from tasse.store.commands import Commands
@@ -72,9 +73,11 @@ class Upkeep:
                 await self._task
 
     async def _keep_up(self) -> None:
-        passes = 0
+        passes, started = 0, await self._started()
         while True:
             await asyncio.sleep(EVERY)
+            if started is not None:
+                started = await self._settle_own_past(started)
             if not self._is_leader():
                 continue
             passes += 1
@@ -84,6 +87,30 @@ class Upkeep:
                     await asyncio.to_thread(self.prune, datetime.now(UTC))
             except Exception as error:  # the next pass tries again
                 logger.warning("cluster upkeep failed: %s", error)
+
+    async def _started(self) -> datetime | None:
+        # By the database's clock, which stamps the claims; read before this process
+        # can claim anything (it bids for the lease as this starts).
+        try:
+            return await asyncio.to_thread(self._orphans.clock)
+        except Exception as error:  # then what an earlier process left waits for a restart
+            logger.warning("cluster upkeep: the store's clock cannot be read: %s", error)
+            return None
+
+    async def _settle_own_past(self, started: datetime) -> datetime | None:
+        """Give the fires an earlier process of this node claimed and left without a
+        record (killed between the two, then started again) a record; None once done."""
+        try:
+            fires = await asyncio.to_thread(self._orphans.own_unrecorded_fires, self._node, started)
+        except Exception as error:  # the next pass tries again
+            logger.warning("cluster upkeep failed: %s", error)
+            return started
+        if fires:
+            self._record([_settled(fire) for fire in fires])
+            logger.warning(
+                "%d fire(s) claimed by this node's last process given a record", len(fires)
+            )
+        return None
 
     def settle_dead(self, now: datetime) -> None:
         """Interrupt dead nodes' runs and give their unrecorded fires a record."""
@@ -114,4 +141,9 @@ class Upkeep:
 
 def _settled(fire: OrphanFire) -> Run:
     reason = f"node {fire.node} claimed this fire and stopped before recording its outcome"
-    return not_run_record(fire.task, fire.scheduled_at, RunStatus.interrupted, reason)
+    record = not_run_record(fire.task, fire.scheduled_at, RunStatus.interrupted, reason)
+    # One id per claim: the scheduler and the node itself, started again, may both find
+    # the fire; their records are one row (runs are written by id).
+    digest = hashlib.sha256(f"{fire.task}\0{fire.scheduled_at.isoformat()}".encode())
+    record.id = f"{run_id_prefix(fire.claimed_at)}-{digest.hexdigest()[:6]}"
+    return record

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import String, text
+from sqlalchemy.types import TypeEngine
 
 from tasse.models import RunStatus
 from tasse.store.claims import claims_table
@@ -33,6 +35,17 @@ class OrphanFire:
     task: str
     scheduled_at: datetime
     node: str
+    #: when it was claimed (the database's clock)
+    claimed_at: datetime
+
+
+_FIRE_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "task": String(),
+    "scheduled_at": UTCDateTime(),
+    "node": String(),
+    "claimed_at": UTCDateTime(),
+}
+_CLOCK = text("SELECT clock_timestamp() AT TIME ZONE 'UTC'").columns(now=UTCDateTime())
 
 
 class Orphans:
@@ -49,7 +62,7 @@ class Orphans:
         self._engine = store.engine
         self._fires = text(
             f"""
-            SELECT c.task, c.scheduled_at, c.node FROM {claims} c
+            SELECT c.task, c.scheduled_at, c.node, c.claimed_at FROM {claims} c
             JOIN {nodes} n ON n.name = c.node
             WHERE n.heartbeat_at < :dead_before AND c.node <> :me
               AND c.claimed_at > :look_back
@@ -59,7 +72,19 @@ class Orphans:
               )
             ORDER BY c.scheduled_at
             """
-        ).columns(task=String(), scheduled_at=UTCDateTime(), node=String())
+        ).columns(**_FIRE_COLUMNS)
+        # A node started again under its name has a fresh heartbeat at once: what its
+        # earlier process claimed and left without a record is found by the node itself.
+        self._own_fires = text(
+            f"""
+            SELECT c.task, c.scheduled_at, c.node, c.claimed_at FROM {claims} c
+            WHERE c.node = :me AND c.claimed_at < :started AND c.claimed_at > :look_back
+              AND NOT EXISTS (
+                  SELECT 1 FROM {runs} r WHERE r.task = c.task AND r.scheduled_at = c.scheduled_at
+              )
+            ORDER BY c.scheduled_at
+            """
+        ).columns(**_FIRE_COLUMNS)
         self._interrupt = text(
             f"""
             UPDATE {runs} r SET status = :interrupted, finished_at = :now,
@@ -83,7 +108,21 @@ class Orphans:
         }
         with self._engine.connect() as connection:
             rows = connection.execute(self._fires, values).all()
-        return [OrphanFire(row.task, row.scheduled_at, row.node) for row in rows]
+        return [OrphanFire(*row) for row in rows]
+
+    def clock(self) -> datetime:
+        """The database's time now (aware, UTC): the clock claims are stamped with."""
+        with self._engine.connect() as connection:
+            now: datetime = connection.execute(_CLOCK).scalar_one()
+        return now
+
+    def own_unrecorded_fires(self, me: str, started: datetime) -> list[OrphanFire]:
+        """Fires node `me` claimed before `started` (its process's start, by `clock`)
+        that have no record: an earlier process of the same node left them."""
+        values = {"me": me, "started": _naive(started), "look_back": _naive(started - LOOK_BACK)}
+        with self._engine.connect() as connection:
+            rows = connection.execute(self._own_fires, values).all()
+        return [OrphanFire(*row) for row in rows]
 
     def interrupt_runs(
         self, me: str, dead_before: datetime, now: datetime, workers_dead_before: datetime

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from tasse.models import Run, RunStatus, RunTrigger
+from tasse.cluster.upkeep import _settled
+from tasse.models import Run, RunStatus, RunTrigger, run_id_prefix
 from tasse.store.claims import FireClaims
 from tasse.store.commands import Commands
 from tasse.store.leases import SCHEDULER_LEASE, Leases
@@ -145,3 +146,30 @@ def test_a_dead_nodes_runs_are_interrupted_and_its_unrecorded_fires_settled(
     assert interrupted is not None
     assert interrupted.status is RunStatus.interrupted
     assert interrupted.error == "node b stopped answering while this run was unfinished"
+
+
+def test_a_node_started_again_finds_what_its_last_process_claimed_without_a_record(
+    store: RunStore,
+) -> None:
+    leases = Leases(store)
+    claims = FireClaims(store, leases)
+    orphans = Orphans(store)
+    token = leases.acquire(SCHEDULER_LEASE, "a", ttl=30)
+    assert token is not None
+    before = orphans.clock()
+    fire = ("t", datetime.now(UTC).replace(microsecond=0))
+    assert claims.claim("a", token, [fire]) == {fire}  # then killed, before its record
+    started = orphans.clock()  # started again under the same name
+
+    found = orphans.own_unrecorded_fires("a", started)
+    assert [(f.task, f.scheduled_at, f.node) for f in found] == [(*fire, "a")]
+    assert orphans.own_unrecorded_fires("a", before) == []  # claimed by this process
+    assert orphans.own_unrecorded_fires("b", started) == []
+    # The scheduler and the node itself may both settle it: one id, so one row.
+    first, second = _settled(found[0]), _settled(found[0])
+    assert first.id == second.id
+    assert first.id.startswith(run_id_prefix(found[0].claimed_at))
+    store.put([first])
+    store.put([second])
+    assert orphans.own_unrecorded_fires("a", started) == []
+    assert [run.status for run in store.for_task("t")] == [RunStatus.interrupted]
