@@ -14,17 +14,19 @@ import os
 import socket
 
 FIRST = 20_000
-#: ports per worker: 8 workers fit below the ephemeral range
-SPAN = 1_500
+#: ports below the ephemeral range (32768 and up on Linux), shared out among the workers
+PORTS = 12_000
 
 
-def _worker_index() -> int:
+def _range() -> range:
     name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw3"; unset without -n
-    digits = name.removeprefix("gw")
-    return int(digits) % 8 if digits.isdigit() else 0
+    index = int(name.removeprefix("gw") or 0)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    span = PORTS // max(workers, 1)
+    return range(FIRST + index * span, FIRST + (index + 1) * span)
 
 
-_next = itertools.cycle(range(FIRST + _worker_index() * SPAN, FIRST + (_worker_index() + 1) * SPAN))
+_next = itertools.cycle(_range())
 
 
 def free_port() -> int:

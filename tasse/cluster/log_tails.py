@@ -10,11 +10,10 @@ delivery thread, within the delivery's timeout.
 from __future__ import annotations
 
 import urllib.request
+from http.client import HTTPException
 from urllib.error import URLError
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from tasse.store.database import first_line
+from tasse.errors import StoreUnavailableError
 from tasse.store.nodes import Nodes
 from tasse.store.runs import RunStore
 
@@ -38,14 +37,14 @@ class LogTails:
         """Its last `size` bytes and the whole log's size, or None when the log is this
         node's (or nobody's); OSError naming the node when it does not answer."""
         try:
-            found = self._store.node_of(run_id)
-        except SQLAlchemyError as error:  # as a node that does not answer: not known now
-            raise OSError(f"the job store cannot say where: {first_line(error)}") from None
-        if found is None or found[1] is None or found[1] == self._store.node:
+            found = self._nodes.log_home(run_id)
+        except StoreUnavailableError as error:  # as a node that does not answer: not known now
+            raise OSError(f"where the log is cannot be read: {error}") from None
+        if found is None:
             return None
-        address = self._nodes.address_of(found[1])
+        node, address = found
         if not address:
-            raise OSError(f"node {found[1]!r} has not written its API address")
+            raise OSError(f"node {node!r} has not written its API address")
         url = f"http://{address}/runs/{run_id}/log?raw=true"
         request = urllib.request.Request(url, headers={"X-Tasse-Relayed-By": "notifications"})
         tail, total = b"", 0
@@ -53,6 +52,6 @@ class LogTails:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
                 while chunk := answer.read(CHUNK):
                     tail, total = (tail + chunk)[-size:], total + len(chunk)
-        except URLError as error:
-            raise OSError(f"node {found[1]!r} ({address}) did not answer: {error}") from None
+        except (URLError, HTTPException, ValueError) as error:  # ValueError: a bad address
+            raise OSError(f"node {node!r} ({address}) did not answer: {error}") from None
         return tail, total

@@ -206,13 +206,7 @@ class Cluster:
         """The other node whose data folder has this run's log, with its API address
         (None: the run is this node's, or not in the store)."""
 
-        def look() -> tuple[str, str | None] | None:
-            found = self._store.node_of(run_id)
-            if found is None or found[1] is None or found[1] == self.name:
-                return None
-            return found[1], self._nodes.address_of(found[1])
-
-        return await self._store.off_loop(look)
+        return await self._store.off_loop(lambda: self._nodes.log_home(run_id))
 
     def nodes(self) -> list[NodeInfo]:
         """Every node of the cluster, the scheduler marked (store calls: off the loop)."""

@@ -32,7 +32,7 @@ POLL_FALLBACK = 1.0
 #: them: each fetches one job per round trip, so a burst of fires waits for one loop's
 #: round trips in turn; several loops fetch side by side (bench/dispatch.py: a burst of
 #: 10 on two workers, fetch p99 111 ms with 1 loop, 48 with 4, 17 with 8). Each loop
-#: holds a connection to listen on: with 8, a worker uses up to 18 connections.
+#: holds a connection of its own to listen on, besides the pool's (up to 2 per loop + 2).
 FETCH_LOOPS = 8
 
 #: carries out one run job, given its arguments (`cluster/worker.py`)

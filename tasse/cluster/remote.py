@@ -130,7 +130,7 @@ class RemoteRuns:
 
         def write() -> None:  # the folders' digests too, off the loop: they read files
             runs = [
-                (snapshot, job.active.task.spec.queue, _job_args(job.active, tasks_dir))
+                (snapshot, job.active.task.spec.queue, _job_args(job.active, snapshot, tasks_dir))
                 for job, snapshot, _ in batch
             ]
             self.jobs.enqueue(runs, holder, token)
@@ -221,7 +221,7 @@ class RemoteRuns:
             logger.exception("run %s of task %s: its live event failed", run.id, run.task)
 
 
-def _job_args(active: ActiveRun, tasks_dir: Path) -> dict[str, Any]:
+def _job_args(active: ActiveRun, queued: Run, tasks_dir: Path) -> dict[str, Any]:
     """What a worker needs to carry the run out: the task as this node loaded it (so every
     worker runs what the fire was made for), the request, and, for code in a task folder,
     that folder's name and digest (the worker compares its own copy's)."""
@@ -229,7 +229,7 @@ def _job_args(active: ActiveRun, tasks_dir: Path) -> dict[str, Any]:
     in_folder = task.folder.parent == tasks_dir
     return {
         "run_id": active.run.id,
-        "run": active.run.model_dump(mode="json"),  # as queued: the worker's take needs no read
+        "run": queued.model_dump(mode="json"),  # its row as written: the take needs no read
         "task": task.model_dump(mode="json"),
         "request": active.request.model_dump(mode="json"),
         "folder": task.folder.name if in_folder else None,

@@ -54,7 +54,7 @@ class SharedState:
     async def stop(self) -> None:
         if self._loop is not None:
             self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # said when it ended
                 await self._loop
 
     async def _follow_forever(self) -> None:
@@ -64,6 +64,8 @@ class SharedState:
                 await self.follow()
             except StoreUnavailableError as error:  # tried again in a second
                 logger.debug("what other nodes changed cannot be read now: %s", error)
+            except Exception:  # a bug must not end the following: said, and tried again
+                logger.exception("what other nodes changed could not be taken in")
 
     async def follow(self) -> None:
         """Take in what changed in the store since the last time (once; the loop's step)."""

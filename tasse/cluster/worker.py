@@ -26,7 +26,12 @@ from pydantic import ValidationError
 from tasse.cluster.commands import CommandDesk
 from tasse.cluster.queue import RunQueue, queue_schema
 from tasse.envs.provisioner import Provisioner
-from tasse.errors import ClusterUnavailableError, RunNotFoundError, TaskEnvError
+from tasse.errors import (
+    ClusterUnavailableError,
+    RunNotFoundError,
+    StoreUnavailableError,
+    TaskEnvError,
+)
 from tasse.models import Run, RunRequest, RunStatus
 from tasse.runs.execution import ActiveRun, Executor
 from tasse.runs.logs import RunLogWriter
@@ -157,13 +162,25 @@ class Worker:
         """Win the run (`queued → running`): the run as it is now, or None if another
         worker took it, or it ended, before."""
         now = datetime.now(UTC)
-        if queued is None:  # a job without its run: read back by the take, in a thread
+        try:  # the row as queued: only a take or an end changes it
+            run = None if queued is None else Run.model_validate(queued)
+        except ValidationError:  # a job of another version's making: read back instead
+            run = None
+        if run is None:  # the take reads the run back, in a thread
             return await self.store.off_loop(
                 lambda: self._jobs.take(run_id, self.name, now), "taking a run"
             )
-        if not await self._queue.take(self._jobs.take_on_async, run_id, self.name, now):
+        seconds = self.store.timeouts.connect + self.store.timeouts.statement
+        try:
+            won = await asyncio.wait_for(
+                self._queue.take(self._jobs.take_on_async, run_id, self.name, now), seconds
+            )
+        except TimeoutError:
+            raise StoreUnavailableError(
+                self.store.shown_address, f"taking run {run_id} took over {seconds:g} s"
+            ) from None
+        if not won:
             return None
-        run = Run.model_validate(queued)  # the row as queued: only a take or an end changes it
         run.status, run.started_at = RunStatus.running, now
         return run
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from tasse import __version__
+from tasse.errors import StoreUnavailableError
 from tasse.models import RunStatus
-from tasse.store.database import UTCDateTime
+from tasse.store.database import UTCDateTime, first_line
 from tasse.store.migrations import StoreNames
 from tasse.store.runs import RunStore
 from tasse.store.tables import tables, upsert
@@ -75,6 +77,7 @@ class Nodes:
         self.role = role
         #: where this node's API answers (shown to operators; None: not said)
         self.address = address or store.node_address
+        self._store = store
         self._engine = store.engine
         self._names = store.names
         self._table = nodes_table(store.names)
@@ -111,6 +114,18 @@ class Nodes:
         )
         with self._engine.connect() as connection:
             return {node: int(count) for node, count in connection.execute(query)}
+
+    def log_home(self, run_id: str) -> tuple[str, str | None] | None:
+        """The other node whose data folder has this run's log, with its API address
+        (None: the run is this node's, or not in the store); StoreUnavailableError when
+        the store fails."""
+        try:
+            found = self._store.node_of(run_id)
+            if found is None or found[1] is None or found[1] == self.name:
+                return None
+            return found[1], self.address_of(found[1])
+        except SQLAlchemyError as error:
+            raise StoreUnavailableError(self._store.shown_address, first_line(error)) from None
 
     def address_of(self, name: str) -> str | None:
         """Where node `name`'s API answers, as it wrote it (None: unknown)."""

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from tasse.errors import TasseError
+from tasse.errors import TaskExistsError, TaskNotFoundError, TasseError
 from tasse.settings import Settings
 from tasse.tasks.catalog import Catalog, validate
 from tasse.tasks.crontab_files import has_user_field, is_crontab, other_users, parse_crontab
@@ -222,7 +222,9 @@ class Seeder:
             # A half-written or broken file changes nothing; a broken item keeps its last
             # good version (as a broken task.yaml does); everything else follows the files.
             for name in sorted(self._seeded() - found.keys() - broken):
-                await self._catalog.delete(name)
+                # Another node of a cluster, reading the same file, may have deleted it first.
+                with contextlib.suppress(TaskNotFoundError):
+                    await self._catalog.delete(name)
         for definition, location in found.values():
             problem = await self._apply_one(definition, location)
             if problem:
@@ -262,8 +264,28 @@ class Seeder:
                 await self._catalog.create(definition, "seed")
             else:
                 await self._catalog.put(definition, "seed")
+        except TaskExistsError as exists:
+            # Another node of a cluster, reading the same file, seeded it meanwhile.
+            return await self._seeded_meanwhile(definition, stored, location, exists)
         except TasseError as error:
             return f"{location}: {error}"
+        return None
+
+    async def _seeded_meanwhile(
+        self,
+        definition: TaskDefinition,
+        stored: dict[str, Any],
+        location: str,
+        exists: TaskExistsError,
+    ) -> str | None:
+        current = self._catalog.stored.get(definition.name)
+        if current is None or current.source != "seed":
+            return f"{location}: {exists}"
+        if current.definition != stored:
+            try:
+                await self._catalog.put(definition, "seed")
+            except TasseError as error:
+                return f"{location}: {error}"
         return None
 
     def _seeded(self) -> set[str]:

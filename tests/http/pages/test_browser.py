@@ -126,7 +126,7 @@ def test_a_broken_task_is_in_problems(page: Page) -> None:
     page.goto("/")
     expect(page.locator("nav [data-problem-count]")).to_have_text("1")
     page.get_by_role("link", name=re.compile("Problems")).click()
-    item = page.locator(".problem-item", has_text="broken")
+    item = page.locator(".problem-item", has_text="broken task")
     expect(item).to_contain_text("seconds")
     expect(item).to_contain_text("task.yaml")
     item.get_by_role("link", name="broken").click()
