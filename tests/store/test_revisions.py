@@ -11,16 +11,13 @@ import pytest
 from tasse.store.pauses import Pause, PauseTable
 from tasse.store.revisions import SharedRevisions
 from tasse.store.runs import RunStore
-from tests.store.test_store import Place, require_server, unique
+from tests.store.test_store import node_store
 
 
 @pytest.fixture
 def store() -> Iterator[RunStore]:
-    place = Place("postgresql", require_server("postgresql"), unique("rev"))
-    opened = RunStore(place.address, table_name=place.table_name, node="a")
-    yield opened
-    opened.close()
-    place.drop()
+    with node_store("rev") as opened:
+        yield opened
 
 
 def test_the_mark_moves_with_every_change_of_tasks_or_pauses_and_only_then(

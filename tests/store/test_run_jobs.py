@@ -16,16 +16,13 @@ from tasse.store.leases import SCHEDULER_LEASE, Leases
 from tasse.store.nodes import WORKER, Nodes
 from tasse.store.run_jobs import LeaseLostError, RunJobs, job_queue
 from tasse.store.runs import RunStore
-from tests.store.test_store import Place, require_server, unique
+from tests.store.test_store import node_store
 
 
 @pytest.fixture
 def store() -> Iterator[RunStore]:
-    place = Place("postgresql", require_server("postgresql"), unique("job"))
-    opened = RunStore(place.address, table_name=place.table_name, node="a")
-    yield opened
-    opened.close()
-    place.drop()
+    with node_store("job") as opened:
+        yield opened
 
 
 @pytest.fixture

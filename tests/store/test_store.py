@@ -7,6 +7,7 @@ schema), dropped afterwards, so runs never see each other's rows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -108,6 +109,19 @@ class Place:
 
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.contextmanager
+def node_store(prefix: str, node: str = "a") -> Iterator[RunStore]:
+    """A store of the test's own on the shared PostgreSQL (cluster mode's backend), opened
+    as cluster node `node`; its tables are dropped afterwards."""
+    place = Place("postgresql", require_server("postgresql"), unique(prefix))
+    opened = RunStore(place.address, table_name=place.table_name, node=node)
+    try:
+        yield opened
+    finally:
+        opened.close()
+        place.drop()
 
 
 def make_place(backend: str, tmp_path: Path, schema: str | None = None) -> Place:
