@@ -45,7 +45,13 @@ def run(server: Server, name: str) -> tuple[dict[str, Any], str]:
         lambda: server.http.get(f"/tasks/{name}").json()["env"]["status"] != "building",
         BUILD_TIMEOUT,
     )
-    response = server.http.post(f"/tasks/{name}/run")
+    # A task firing every few seconds may be running its scheduled run now (409: overlap
+    # `skip`): the manual run is asked again once that has ended.
+    response = wait_until(
+        lambda: (answer := server.http.post(f"/tasks/{name}/run")).status_code != 409 and answer,
+        timeout=20,
+        every=0.2,
+    )
     assert response.status_code == 202, response.text
     done = server.finished(response.json()["id"])
     return done, server.http.get(f"/runs/{done['id']}/log").text
