@@ -18,6 +18,7 @@ from sqlalchemy.types import TypeEngine
 from tasse.models import RunStatus
 from tasse.store.claims import claims_table
 from tasse.store.database import UTCDateTime
+from tasse.store.leases import CLOCK
 from tasse.store.nodes import WORKER
 from tasse.store.runs import RunStore
 
@@ -45,7 +46,7 @@ _FIRE_COLUMNS: dict[str, TypeEngine[Any]] = {
     "node": String(),
     "claimed_at": UTCDateTime(),
 }
-_CLOCK = text("SELECT clock_timestamp() AT TIME ZONE 'UTC'").columns(now=UTCDateTime())
+_CLOCK = text(f"SELECT {CLOCK}").columns(now=UTCDateTime())
 
 
 class Orphans:

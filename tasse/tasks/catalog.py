@@ -81,6 +81,8 @@ class Catalog:
         # One change at a time: a check ("is the name free?") and the save that relies on
         # it must not interleave with another request's.
         self._changing = asyncio.Lock()
+        #: names another node defined that are folder tasks here (said once each)
+        self._clashes: set[str] = set()
 
     @property
     def work_dir(self) -> Path:
@@ -90,16 +92,7 @@ class Catalog:
     async def load(self) -> int:
         """Schedule every task the store holds (at start); a bad one becomes a task error."""
         stored = await asyncio.to_thread(self._store.tasks)
-        # One trip to a worker thread for all of them: with thousands of tasks, a hand-off
-        # per task (and the loop waiting on each) cost more than the work itself.
-        prepared = await asyncio.to_thread(self._prepare_stored, stored)
-        for item, result in zip(stored, prepared, strict=True):
-            self.stored[item.name] = item
-            if isinstance(result, TaskConfigError):
-                logger.error("%s", result)
-                self._registry.define_error(item.name, result)
-            else:
-                self._register(*result)
+        await self._take_in(stored, tell=False)
         return len(stored)
 
     async def follow_store(self) -> tuple[list[str], list[str]]:
@@ -108,15 +101,7 @@ class Catalog:
         async with self._changing:  # a change of this node's own is in the store by now
             stored = await self._store.off_loop(self._store.tasks, "reading the defined tasks")
             changed = [item for item in stored if self._differs(item)]
-            prepared = await asyncio.to_thread(self._prepare_stored, changed)
-            for item, result in zip(changed, prepared, strict=True):
-                new = item.name not in self.stored
-                self.stored[item.name] = item
-                if isinstance(result, TaskConfigError):
-                    logger.error("%s", result)
-                    self._registry.define_error(item.name, result)
-                else:
-                    self._register(*result, new=new)
+            await self._take_in(changed, tell=True)
             present = {item.name for item in stored}
             gone = [name for name in self.stored if name not in present]
             for name in gone:
@@ -125,11 +110,29 @@ class Catalog:
             await self._rescan(set(gone))
         return [item.name for item in changed], gone
 
+    async def _take_in(self, stored: list[StoredTask], tell: bool) -> None:
+        """Schedule these stored tasks (a bad one becomes a task error); `tell`: say which
+        are new or replaced (at start nothing is told)."""
+        # One trip to a worker thread for all of them: with thousands of tasks, a hand-off
+        # per task (and the loop waiting on each) cost more than the work itself.
+        prepared = await asyncio.to_thread(self._prepare_stored, stored)
+        for item, result in zip(stored, prepared, strict=True):
+            new = item.name not in self.stored
+            self.stored[item.name] = item
+            if isinstance(result, TaskConfigError):
+                logger.error("%s", result)
+                self._registry.define_error(item.name, result)
+            else:
+                self._register(*result, new=new if tell else None)
+
     def _differs(self, item: StoredTask) -> bool:
         current = self.stored.get(item.name)
         if current is not None:
             return current.updated_at != item.updated_at
         if item.name in self._registry.entries:  # a folder task here: the folder stays
+            if item.name in self._clashes:
+                return False
+            self._clashes.add(item.name)
             logger.error(
                 "task %s: defined through another node, but this node has a folder of that"
                 " name in %s; the folder's task stays here",
